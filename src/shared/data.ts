@@ -1,0 +1,124 @@
+import path from "node:path";
+import picomatch from "picomatch";
+import type { Matcher } from "./runner.js";
+
+const encoder = new TextEncoder();
+
+/** Compares strings with numeric awareness ("2021-11-10" style dates) */
+export const numericCompare = new Intl.Collator(undefined, { numeric: true })
+  .compare;
+
+export function arrayCompare(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    if (a[i] < b[i]) return -1;
+    if (a[i] > b[i]) return 1;
+  }
+  return a.length - b.length;
+}
+
+/** Orders strings by their UTF-8 bytes, as Workers storage does */
+export function lexicographicCompare(x: string, y: string): number {
+  return arrayCompare(encoder.encode(x), encoder.encode(y));
+}
+
+export function addAll<T>(set: Set<T>, values: Iterable<T>): void {
+  for (const value of values) set.add(value);
+}
+
+export function viewToArray(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+export function viewToBuffer(view: ArrayBufferView): ArrayBuffer {
+  return view.buffer.slice(
+    view.byteOffset,
+    view.byteOffset + view.byteLength
+  ) as ArrayBuffer;
+}
+
+export function base64Encode(value: string): string {
+  return Buffer.from(value, "utf8").toString("base64");
+}
+
+export function base64Decode(encoded: string): string {
+  return Buffer.from(encoded, "base64").toString("utf8");
+}
+
+export function randomHex(digits = 8): string {
+  let result = "";
+  for (let i = 0; i < digits; i++) {
+    result += Math.floor(Math.random() * 16).toString(16);
+  }
+  return result;
+}
+
+/**
+ * Builds a matcher from globs; a glob starting with "!" excludes. Globs
+ * match anywhere in the (absolute) path, as Miniflare 2's rules do.
+ */
+export function globsToMatcher(globs: string[] = []): Matcher {
+  const include: string[] = [];
+  const ignore: string[] = [];
+  for (const glob of globs) {
+    if (glob.startsWith("!")) ignore.push(glob.slice(1));
+    else include.push(glob);
+  }
+  const isMatch =
+    include.length === 0
+      ? () => false
+      : picomatch(include, { dot: true, bash: true, contains: true, ignore });
+  return {
+    test: (value: string) => isMatch(value),
+    toString: () => globs.join(", "),
+  };
+}
+
+/** "kvPersist" → "kv-persist" */
+export function kebabCase(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** "kvPersist" → "kv Persist", "HTTPPlugin" → "HTTP Plugin" */
+export function spaceCase(s: string): string {
+  s = s.replace(/(.)([A-Z][a-z]+)/g, "$1 $2");
+  return s.replace(/([a-z0-9])([A-Z])/g, "$1 $2");
+}
+
+/** "kvPersist" → "Kv Persist" */
+export function titleCase(s: string): string {
+  return spaceCase(s)
+    .split(" ")
+    .map((word) => (word ? word[0].toUpperCase() + word.substring(1) : word))
+    .join(" ");
+}
+
+const urlRegexp = /^([a-z]+:)?\/\//i;
+
+/** Resolves a persist option: URLs are kept, other strings resolved */
+export function resolveStoragePersist(
+  rootPath: string,
+  persist?: boolean | string
+): boolean | string | undefined {
+  if (typeof persist === "string") {
+    if (urlRegexp.test(persist)) return persist;
+    return path.resolve(rootPath, persist);
+  }
+  return persist;
+}
+
+export function millisToSeconds(millis: number): number {
+  return Math.floor(millis / 1000);
+}
+
+export type Clock = () => number;
+export const defaultClock: Clock = () => Date.now();
+
+/** B/KiB/MiB formatting used by "Worker reloaded! (...)" */
+export function formatSize(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(2)}MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(2)}KiB`;
+  return `${bytes}B`;
+}
+
+export type Awaitable<T> = T | Promise<T>;

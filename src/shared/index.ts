@@ -1,0 +1,11 @@
+export * from "./compat.js";
+export * from "./context.js";
+export * from "./data.js";
+export * from "./errors.js";
+export * from "./event.js";
+export * from "./log.js";
+export * from "./plugin.js";
+export * from "./runner.js";
+export * from "./storage.js";
+export * from "./sync/index.js";
+export type * from "./wrangler.js";
