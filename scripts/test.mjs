@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// The one test command (`npm test`): compiles src/ and test/ with tsc, then
+// runs every dist/test/**/*.test.js with Node's test runner. Node 20 takes
+// paths, not globs, and would otherwise treat fixtures as tests, so the file
+// list is collected here. Arguments filter files by substring:
+// `npm test -- runtime kv` runs only files whose path contains one of them.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const filters = process.argv.slice(2);
+
+const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc");
+fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
+const build = spawnSync(process.execPath, [tsc, "-p", "tsconfig.json"], {
+  cwd: root,
+  stdio: "inherit",
+});
+if (build.status !== 0) {
+  console.error("TypeScript compilation failed");
+  process.exit(build.status ?? 1);
+}
+
+function collect(dir) {
+  const files = [];
+  if (!fs.existsSync(dir)) return files;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...collect(full));
+    else if (entry.name.endsWith(".test.js")) files.push(full);
+  }
+  return files;
+}
+
+let files = collect(path.join(root, "dist", "test")).sort();
+if (filters.length > 0) {
+  files = files.filter((file) => filters.some((f) => file.includes(f)));
+}
+if (files.length === 0) {
+  console.error("No test files matched");
+  process.exit(1);
+}
+
+const result = spawnSync(
+  process.execPath,
+  ["--test", "--test-concurrency=2", ...files],
+  { cwd: root, stdio: "inherit", env: { ...process.env, NODE_ENV: "test" } }
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,465 @@
+import path from "node:path";
+import { Compatibility } from "../shared/compat.js";
+import {
+  RequestContext,
+  usageModelExternalSubrequestLimit,
+} from "../shared/context.js";
+import { addAll, formatSize } from "../shared/data.js";
+import { TypedEventTarget } from "../shared/event.js";
+import type { Log } from "../shared/log.js";
+import {
+  type MiniflareCoreMount,
+  type Plugin,
+  type PluginContext,
+  type PluginSignatures,
+  type SetupResult,
+  logOptions,
+} from "../shared/plugin.js";
+import type {
+  AdditionalModules,
+  Context,
+  ScriptBlueprint,
+  ScriptRunner,
+  ScriptRunnerResult,
+} from "../shared/runner.js";
+import type { StorageFactory } from "../shared/storage.js";
+import {
+  Request,
+  type Response,
+  ServiceWorkerGlobalScope,
+  kAddModuleFetchListener,
+  kAddModuleScheduledListener,
+  kAddModuleQueueListener,
+  kDispatchFetch,
+  kDispatchScheduled,
+  kDispose,
+  withImmutableHeaders,
+  withStringFormDataFiles,
+} from "../standards/index.js";
+import type { CorePlugin } from "../plugins/core/plugin.js";
+import {
+  type PluginEntries,
+  type SplitOptions,
+  getPluginEntries,
+  optionsEqual,
+  splitPluginOptions,
+  splitWranglerConfig,
+  throwNoScriptError,
+} from "./options.js";
+import { readWranglerConfig } from "./wrangler.js";
+
+/** Header counting HTTP hops through Miniflare, to detect loops */
+export const kLoopHeader = "MF-Loop";
+
+const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
+
+export interface MiniflareCoreContext {
+  log: Log;
+  storageFactory?: StorageFactory;
+  scriptRunner?: ScriptRunner;
+  /** Throw ERR_NO_SCRIPT when no script is found (default true) */
+  scriptRequired?: boolean;
+  /** Only run the script when modules are needed (test environments) */
+  scriptRunForModuleExports?: boolean;
+}
+
+export class ReloadEvent<Plugins> extends Event {
+  readonly plugins: Plugins;
+  readonly initial: boolean;
+
+  constructor(type: "reload", init: { plugins: Plugins; initial: boolean }) {
+    super(type);
+    this.plugins = init.plugins;
+    this.initial = init.initial;
+  }
+}
+
+type PluginInstances = Record<string, Plugin> & { CorePlugin: CorePlugin };
+type CoreEventMap = { reload: ReloadEvent<PluginInstances> };
+
+/**
+ * The engine: turns options (API over wrangler.toml) into plugin instances,
+ * runs their hooks, builds a fresh global scope and runs the script on every
+ * reload, and dispatches events to it.
+ */
+export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
+  readonly #plugins: PluginEntries;
+  readonly #ctx: MiniflareCoreContext;
+  readonly #sharedCache = new Map<string, unknown>();
+  #previousSetOptions: Context;
+  #overrides: SplitOptions;
+  #previousOptions?: SplitOptions;
+  #compat?: Compatibility;
+  #previousRootPath?: string;
+  #previousUsageModel?: string;
+  #previousGlobalAsyncIO?: boolean;
+  #previousFetchMock?: unknown;
+  #instances?: PluginInstances;
+  #wranglerConfigPath?: string;
+  #beforeSetupWatch = new Map<string, Set<string>>();
+  #setupWatch = new Map<string, Set<string>>();
+  #setupResults = new Map<string, SetupResult>();
+  #reloaded = false;
+  #watchPaths = new Set<string>();
+  #globalScope?: ServiceWorkerGlobalScope;
+  #bindings?: Context;
+  #moduleExports?: Context;
+  #initPromise: Promise<void>;
+  #disposed = false;
+
+  constructor(plugins: PluginSignatures, ctx: MiniflareCoreContext, options: Context = {}) {
+    super();
+    this.#plugins = getPluginEntries(plugins);
+    this.#ctx = ctx;
+    this.#previousSetOptions = options;
+    this.#overrides = splitPluginOptions(this.#plugins, options);
+    this.#initPromise = this.#init().then(() => this.#reload());
+    // Errors surface on the first awaited call; don't also report them as
+    // unhandled if the caller never awaits anything
+    this.#initPromise.catch(() => {});
+  }
+
+  get log(): Log {
+    return this.#ctx.log;
+  }
+
+  async #loadOptions(): Promise<{ options: SplitOptions; rootPath: string }> {
+    let options = this.#overrides;
+    const core = options.CorePlugin;
+    const rootPath = path.resolve(core.rootPath ?? process.cwd());
+    const configOption = core.wranglerConfigPath;
+    const configPath = configOption === true ? "wrangler.toml" : configOption;
+    this.#wranglerConfigPath = undefined;
+    if (configPath) {
+      const resolved = path.resolve(rootPath, configPath);
+      this.#wranglerConfigPath = resolved;
+      try {
+        const config = await readWranglerConfig(resolved, core.wranglerConfigEnv);
+        options = splitWranglerConfig(
+          this.#plugins,
+          this.#overrides,
+          config,
+          path.dirname(resolved),
+          this.#ctx.log
+        );
+      } catch (e: any) {
+        // A missing default wrangler.toml is fine, an explicit one isn't
+        if (!(e.code === "ENOENT" && configOption === true)) throw e;
+      }
+    }
+    return { options, rootPath };
+  }
+
+  async #init(reloadAll = false): Promise<void> {
+    const log = this.#ctx.log;
+    log.debug("Initialising worker...");
+    const previous = this.#previousOptions;
+    const { options, rootPath } = await this.#loadOptions();
+    const core = options.CorePlugin;
+
+    // Anything plugins receive in their context changing re-creates them all
+    let ctxUpdate =
+      (this.#previousRootPath !== undefined && this.#previousRootPath !== rootPath) ||
+      this.#previousUsageModel !== core.usageModel ||
+      this.#previousGlobalAsyncIO !== core.globalAsyncIO ||
+      this.#previousFetchMock !== core.fetchMock ||
+      reloadAll;
+    this.#previousRootPath = rootPath;
+    this.#previousUsageModel = core.usageModel;
+    this.#previousGlobalAsyncIO = core.globalAsyncIO;
+    this.#previousFetchMock = core.fetchMock;
+    if (this.#compat) {
+      if (this.#compat.update(core.compatibilityDate, core.compatibilityFlags)) {
+        ctxUpdate = true;
+      }
+    } else {
+      this.#compat = new Compatibility(core.compatibilityDate, core.compatibilityFlags);
+    }
+
+    const ctx: PluginContext = {
+      log,
+      compat: this.#compat,
+      rootPath,
+      usageModel: core.usageModel,
+      globalAsyncIO: core.globalAsyncIO,
+      fetchMock: core.fetchMock,
+      sharedCache: this.#sharedCache,
+    };
+
+    logOptions(this.#plugins, log, options);
+    const enabled = this.#compat.enabled;
+    log.debug(`Enabled Compatibility Flags:${enabled.length === 0 ? " <none>" : ""}`);
+    for (const flag of enabled) log.debug(`- ${flag}`);
+
+    const instances = (this.#instances ??= {} as PluginInstances);
+    const unchanged = (name: string) =>
+      previous !== undefined && !ctxUpdate && optionsEqual(previous[name], options[name]);
+
+    let ranBeforeSetup = false;
+    for (const [name, plugin] of this.#plugins) {
+      if (unchanged(name)) continue;
+      const existing = instances[name];
+      if (existing?.dispose) {
+        log.verbose(`- dispose(${name})`);
+        await existing.dispose();
+      }
+      instances[name] = new plugin(ctx, options[name]);
+      if (await this.#runBeforeSetup(name)) ranBeforeSetup = true;
+    }
+    for (const [name] of this.#plugins) {
+      // A build may have rewritten the script, so re-read it
+      const rebuilt = ranBeforeSetup && this.#setupResults.get(name)?.script;
+      if (unchanged(name) && !rebuilt) continue;
+      await this.#runSetup(name);
+    }
+    this.#previousOptions = options;
+
+    if (
+      (this.#ctx.scriptRequired ?? true) &&
+      !this.#setupResults.get("CorePlugin")?.script
+    ) {
+      throwNoScriptError(core.modules);
+    }
+  }
+
+  async #runBeforeSetup(name: string): Promise<boolean> {
+    const instance = this.#instances![name];
+    if (!instance.beforeSetup) return false;
+    this.#ctx.log.verbose(`- beforeSetup(${name})`);
+    const result = await instance.beforeSetup();
+    this.#recordWatch(this.#beforeSetupWatch, name, result?.watch);
+    return true;
+  }
+
+  async #runSetup(name: string): Promise<boolean> {
+    const instance = this.#instances![name];
+    if (!instance.setup) return false;
+    this.#ctx.log.verbose(`- setup(${name})`);
+    const result = await instance.setup(this.#ctx.storageFactory!);
+    this.#recordWatch(this.#setupWatch, name, result?.watch);
+    this.#setupResults.set(name, result ?? {});
+    return true;
+  }
+
+  #recordWatch(data: Map<string, Set<string>>, name: string, watch?: string[]): void {
+    if (watch) data.set(name, new Set(watch.map((p) => path.resolve(p))));
+    else data.delete(name);
+  }
+
+  async #reload(dispatchReloadEvent = true): Promise<void> {
+    const log = this.#ctx.log;
+    log.debug("Reloading worker...");
+    const instances = this.#instances!;
+
+    for (const [name] of this.#plugins) {
+      const instance = instances[name];
+      if (instance.beforeReload) {
+        log.verbose(`- beforeReload(${name})`);
+        await instance.beforeReload();
+      }
+    }
+    this.#sharedCache.clear();
+
+    const globals: Context = {};
+    const bindings: Context = {};
+    const additionalModules: AdditionalModules = {};
+    const watchPaths = new Set<string>();
+    if (this.#wranglerConfigPath) watchPaths.add(this.#wranglerConfigPath);
+    let script: ScriptBlueprint | undefined;
+    let requiresModuleExports = false;
+    for (const [name] of this.#plugins) {
+      const result = this.#setupResults.get(name);
+      Object.assign(globals, result?.globals);
+      Object.assign(bindings, result?.bindings);
+      Object.assign(additionalModules, result?.additionalModules);
+      if (result?.script) {
+        if (script) throw new TypeError("Multiple plugins returned a script");
+        script = result.script;
+      }
+      if (result?.requiresModuleExports) requiresModuleExports = true;
+      addAll(watchPaths, this.#beforeSetupWatch.get(name) ?? []);
+      addAll(watchPaths, this.#setupWatch.get(name) ?? []);
+    }
+
+    const { modules, processedModuleRules, logUnhandledRejections } = instances.CorePlugin;
+    this.#globalScope?.[kDispose]();
+    const globalScope = new ServiceWorkerGlobalScope(
+      log,
+      globals,
+      bindings,
+      modules,
+      logUnhandledRejections
+    );
+    this.#globalScope = globalScope;
+    this.#bindings = bindings;
+    this.#moduleExports = {};
+
+    let result: ScriptRunnerResult | undefined;
+    const runScript =
+      script &&
+      (!this.#ctx.scriptRunForModuleExports || (modules && requiresModuleExports));
+    if (runScript) {
+      if (!this.#ctx.scriptRunner) {
+        throw new TypeError("Running scripts requires a script runner");
+      }
+      log.verbose("Running script...");
+      result = await this.#ctx.scriptRunner.run(
+        globalScope,
+        script!,
+        modules ? processedModuleRules : undefined,
+        additionalModules,
+        this.#compat
+      );
+      addAll(watchPaths, result.watch ?? []);
+      this.#moduleExports = result.exports ?? {};
+      this.#addModuleHandlers(globalScope, result.exports);
+    }
+
+    const mounts = new Map<string, MiniflareCoreMount>();
+    const name = (instances.CorePlugin as { name?: string }).name;
+    if (name) {
+      mounts.set(name, {
+        moduleExports: this.#moduleExports,
+        dispatchFetch: (request) => this[kDispatchFetch](request, true),
+        usageModel: instances.CorePlugin.usageModel,
+      });
+    }
+    for (const [pluginName] of this.#plugins) {
+      const instance = instances[pluginName];
+      if (instance.reload) {
+        log.verbose(`- reload(${pluginName})`);
+        await instance.reload(bindings, this.#moduleExports, mounts);
+      }
+    }
+
+    if (dispatchReloadEvent) {
+      this.dispatchEvent(
+        new ReloadEvent("reload", { plugins: instances, initial: !this.#reloaded })
+      );
+    }
+    this.#reloaded = true;
+    if (result) {
+      const size = result.bundleSize;
+      log.info(`Worker reloaded!${size !== undefined ? ` (${formatSize(size)})` : ""}`);
+      if (size !== undefined && size > MAX_BUNDLE_SIZE) {
+        log.warn(
+          "Worker's uncompressed size exceeds the 1MiB limit! Note that your worker will be compressed during upload so you may still be able to deploy it."
+        );
+      }
+    }
+    this.#watchPaths = watchPaths;
+  }
+
+  #addModuleHandlers(globalScope: ServiceWorkerGlobalScope, exports?: Context): void {
+    const defaults = exports?.default;
+    const fetch = defaults?.fetch?.bind(defaults);
+    if (fetch) globalScope[kAddModuleFetchListener](fetch);
+    const scheduled = defaults?.scheduled?.bind(defaults);
+    if (scheduled) globalScope[kAddModuleScheduledListener](scheduled);
+    const queue = defaults?.queue?.bind(defaults);
+    if (queue) globalScope[kAddModuleQueueListener](queue);
+  }
+
+  /** Every file the current worker depends on (for watchers) */
+  get watchPaths(): ReadonlySet<string> {
+    return this.#watchPaths;
+  }
+
+  /** Re-creates every plugin, re-reading every file, and reloads */
+  async reload(): Promise<void> {
+    await this.#initPromise;
+    await this.#init(true);
+    await this.#reload();
+  }
+
+  /** Merges `options` shallowly over the previous options and reloads */
+  async setOptions(options: Context, dispatchReloadEvent = true): Promise<void> {
+    await this.#initPromise;
+    options = { ...this.#previousSetOptions, ...options };
+    this.#previousSetOptions = options;
+    this.#overrides = splitPluginOptions(this.#plugins, options);
+    await this.#init();
+    await this.#reload(dispatchReloadEvent);
+  }
+
+  async getPlugins(): Promise<PluginInstances> {
+    await this.#initPromise;
+    return this.#instances!;
+  }
+
+  async getGlobalScope(): Promise<Context> {
+    await this.#initPromise;
+    return this.#globalScope!;
+  }
+
+  async getBindings(): Promise<Context> {
+    await this.#initPromise;
+    return this.#bindings!;
+  }
+
+  async getModuleExports(): Promise<Context> {
+    await this.#initPromise;
+    return this.#moduleExports!;
+  }
+
+  async dispatchFetch(input: RequestInfo | URL | Request, init?: RequestInit): Promise<Response> {
+    await this.#initPromise;
+    let request =
+      input instanceof Request && init === undefined ? input : new Request(input as any, init as any);
+    const { upstreamURL, usageModel } = this.#instances!.CorePlugin;
+    if (upstreamURL && !request.url.startsWith(upstreamURL.toString())) {
+      // Resolve the path and query relative to the upstream's path
+      const url = new URL(request.url);
+      let pathQuery = url.pathname + url.search;
+      if (pathQuery.startsWith("/")) pathQuery = pathQuery.substring(1);
+      request = new Request(new URL(pathQuery, upstreamURL), request);
+    }
+    const loop = request.headers.get(kLoopHeader);
+    const requestDepth = (loop === null ? 0 : parseInt(loop) || 0) + 1;
+    if (loop !== null) request.headers.delete(kLoopHeader);
+    const context = new RequestContext({
+      requestDepth,
+      pipelineDepth: 1,
+      externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
+    });
+    return context.runWith(() => this[kDispatchFetch](request, upstreamURL !== undefined));
+  }
+
+  async [kDispatchFetch](request: Request, proxy = false): Promise<Response> {
+    await this.#initPromise;
+    if (!this.#compat!.isEnabled("formdata_parser_supports_files")) {
+      request = withStringFormDataFiles(request);
+    }
+    request = withImmutableHeaders(request);
+    return this.#globalScope![kDispatchFetch](request, proxy);
+  }
+
+  async dispatchScheduled<WaitUntil extends any[] = unknown[]>(
+    scheduledTime?: number,
+    cron?: string
+  ): Promise<WaitUntil> {
+    await this.#initPromise;
+    const { usageModel } = this.#instances!.CorePlugin;
+    const globalScope = this.#globalScope!;
+    const context = new RequestContext({
+      externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
+    });
+    return context.runWith(() => globalScope[kDispatchScheduled](scheduledTime, cron)) as Promise<WaitUntil>;
+  }
+
+  async dispose(): Promise<void> {
+    // Dispose even if initialisation failed, so nothing is left running
+    await this.#initPromise.catch(() => {});
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const [name] of this.#plugins) {
+      const instance = this.#instances?.[name];
+      if (instance?.dispose) {
+        this.#ctx.log.verbose(`- dispose(${name})`);
+        await instance.dispose();
+      }
+    }
+    this.#globalScope?.[kDispose]();
+    this.#sharedCache.clear();
+  }
+}

@@ -1,0 +1,104 @@
+import { isDeepStrictEqual } from "node:util";
+import { dim } from "kleur/colors";
+import type { Log } from "../shared/log.js";
+import type { PluginSignature, PluginSignatures } from "../shared/plugin.js";
+import type { Context } from "../shared/runner.js";
+import type { WranglerConfig } from "../shared/wrangler.js";
+import { BindingsPlugin } from "../plugins/bindings/plugin.js";
+import { CorePlugin } from "../plugins/core/plugin.js";
+import { MiniflareCoreError } from "../plugins/core/errors.js";
+
+export type PluginEntries = [name: string, plugin: PluginSignature][];
+/** Options split by plugin name: `{ CorePlugin: {...}, KVPlugin: {...} }` */
+export type SplitOptions = Record<string, Context>;
+
+/**
+ * Orders plugins as given, except that CorePlugin always comes first and
+ * BindingsPlugin always last, so user globals and bindings win over every
+ * plugin's.
+ */
+export function getPluginEntries(plugins: PluginSignatures): PluginEntries {
+  const entries = Object.entries(plugins);
+  const core = entries.findIndex(([, plugin]) => plugin === (CorePlugin as unknown));
+  if (core > 0) entries.unshift(...entries.splice(core, 1));
+  const bindings = entries.findIndex(
+    ([, plugin]) => plugin === (BindingsPlugin as unknown)
+  );
+  if (bindings !== -1 && bindings !== entries.length - 1) {
+    entries.push(...entries.splice(bindings, 1));
+  }
+  return entries;
+}
+
+/**
+ * Splits flat options by plugin. Only keys present (`in`) are copied, so an
+ * explicit `undefined` still overrides (unsets) the wrangler.toml value.
+ */
+export function splitPluginOptions(plugins: PluginEntries, options: Context): SplitOptions {
+  const result: SplitOptions = {};
+  for (const [name, plugin] of plugins) {
+    const pluginResult: Context = {};
+    for (const key of plugin.prototype.opts?.keys() ?? []) {
+      if (key in options) pluginResult[key] = options[key];
+    }
+    result[name] = pluginResult;
+  }
+  return result;
+}
+
+/** API/CLI options (overrides) win over wrangler.toml, key by key */
+export function splitWranglerConfig(
+  plugins: PluginEntries,
+  overrides: SplitOptions,
+  config: WranglerConfig,
+  configDir: string,
+  log: Log
+): SplitOptions {
+  const result: SplitOptions = {};
+  for (const [name, plugin] of plugins) {
+    const pluginResult: Context = {};
+    const pluginOverrides = overrides[name];
+    for (const [key, meta] of plugin.prototype.opts?.entries() ?? []) {
+      if (key in pluginOverrides) {
+        pluginResult[key] = pluginOverrides[key];
+      } else {
+        const value = meta.fromWrangler?.(config, configDir, log);
+        if (value !== undefined) pluginResult[key] = value;
+      }
+    }
+    result[name] = pluginResult;
+  }
+  return result;
+}
+
+/** Deep equality of two plugins' options, including symbol keys */
+export function optionsEqual(a: Context | undefined, b: Context | undefined): boolean {
+  return isDeepStrictEqual(a, b);
+}
+
+export function throwNoScriptError(modules?: boolean): never {
+  const execName = process.env.MINIFLARE_EXEC_NAME ?? "miniflare";
+  const script = modules ? "worker.mjs" : "worker.js";
+  const format = modules ? "modules" : "service-worker";
+  const field = modules ? "module" : "main";
+  const lines = [
+    "No script defined, either:",
+    "- Pass it as a positional argument, if you're using the CLI",
+    dim(`    $ ${execName} dist/${script}`),
+    "- Set the script or scriptPath option, if you're using the API",
+    dim(`    new Miniflare({ scriptPath: "dist/${script}" })`),
+    `- Set ${field} in package.json`,
+    dim(`    { "${field}": "dist/${script}" }`),
+  ];
+  if (modules) {
+    lines.push(
+      "- Set build.upload.main in wrangler.toml",
+      dim("    [build.upload]"),
+      dim(`    format = "${format}"`),
+      dim(`    dir = "dist"`),
+      dim(`    main = "${script}"`)
+    );
+  }
+  lines.push("");
+  throw new MiniflareCoreError("ERR_NO_SCRIPT", lines.join("\n"));
+}

@@ -1,0 +1,49 @@
+// The public API of the package: explicit named exports only.
+export { Miniflare, type MiniflareOptions } from "./miniflare.js";
+export { PLUGINS } from "./plugins.js";
+export { MiniflareCore, ReloadEvent } from "./core/core.js";
+export { CorePlugin } from "./plugins/core/plugin.js";
+export { MiniflareCoreError } from "./plugins/core/errors.js";
+export { BindingsPlugin, Fetcher } from "./plugins/bindings/plugin.js";
+export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
+export { VMScriptRunner, VMScriptRunnerError } from "./runtime/index.js";
+export {
+  Compatibility,
+  InputGate,
+  Log,
+  LogLevel,
+  MiniflareError,
+  Mutex,
+  NoOpLog,
+  Option,
+  OptionType,
+  OutputGate,
+  Plugin,
+  RequestContext,
+  Storage,
+  getRequestContext,
+  TypedEventTarget,
+  ThrowingEventTarget,
+} from "./shared/index.js";
+export {
+  Request,
+  Response,
+  Headers,
+  FormData,
+  File,
+  fetch,
+  createFetchMock,
+  FetchEvent,
+  ScheduledEvent,
+  FetchError,
+  ExecutionContext,
+  ScheduledController,
+  ServiceWorkerGlobalScope,
+  WorkerGlobalScope,
+  IdentityTransformStream,
+  FixedLengthStream,
+  DOMException,
+  Navigator,
+  atob,
+  btoa,
+} from "./standards/index.js";

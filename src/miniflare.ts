@@ -1,0 +1,57 @@
+import type http from "node:http";
+import { MiniflareCore } from "./core/core.js";
+import { createServer, startServer } from "./http-server/server.js";
+import { NoOpLog, type Log } from "./shared/log.js";
+import type { Options } from "./shared/plugin.js";
+import { VMScriptRunner } from "./runtime/index.js";
+import { PLUGINS, type Plugins } from "./plugins.js";
+
+export type MiniflareOptions = Options<Plugins> & {
+  /** Where logs go (default: NoOpLog, which prints nothing) */
+  log?: Log;
+  /** Map stack traces of built workers back to their sources */
+  sourceMap?: boolean;
+  /** Throw ERR_NO_SCRIPT when no script is found (default: true) */
+  scriptRequired?: boolean;
+};
+
+/**
+ * A fully-local Cloudflare Workers simulator.
+ *
+ * @example
+ * const mf = new Miniflare({ modules: true, script: `export default {
+ *   fetch: () => new Response("hello")
+ * }` });
+ * const res = await mf.dispatchFetch("http://localhost/");
+ * console.log(await res.text()); // hello
+ * await mf.dispose();
+ */
+export class Miniflare extends MiniflareCore {
+  constructor(options: MiniflareOptions = {}) {
+    const { log = new NoOpLog(), sourceMap, scriptRequired, ...rest } = options;
+    if (sourceMap) installSourceMapSupport();
+    super(
+      PLUGINS,
+      { log, scriptRunner: new VMScriptRunner(), scriptRequired: scriptRequired ?? true },
+      rest
+    );
+  }
+
+  /** An HTTP server dispatching to this worker, not yet listening */
+  createServer(): Promise<http.Server> {
+    return createServer(this);
+  }
+
+  /** Starts an HTTP server on the `host` and `port` options */
+  startServer(): Promise<http.Server> {
+    return startServer(this);
+  }
+}
+
+let sourceMapsInstalled = false;
+function installSourceMapSupport(): void {
+  if (sourceMapsInstalled) return;
+  sourceMapsInstalled = true;
+  // Node maps stack traces through //# sourceMappingURL comments itself
+  process.setSourceMapsEnabled(true);
+}

@@ -1,0 +1,18 @@
+import { BindingsPlugin } from "./plugins/bindings/plugin.js";
+import { BuildPlugin } from "./plugins/build/plugin.js";
+import { CorePlugin } from "./plugins/core/plugin.js";
+import { HTTPPlugin } from "./http-server/plugin.js";
+
+// Order matters: plugins' globals and bindings are merged in this order, so
+// later ones win. CorePlugin is always first and BindingsPlugin always last
+// (the engine enforces it too), so user-defined globals and bindings win over
+// everything. Later plugins (HTTP, KV, Durable Objects, ...) slot in between,
+// in Miniflare 2's order.
+export const PLUGINS = {
+  CorePlugin,
+  HTTPPlugin,
+  BuildPlugin,
+  BindingsPlugin,
+};
+
+export type Plugins = typeof PLUGINS;

@@ -1,0 +1,512 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import {
+  ByteLengthQueuingStrategy,
+  CountQueuingStrategy,
+  ReadableByteStreamController,
+  ReadableStream,
+  ReadableStreamBYOBReader,
+  ReadableStreamBYOBRequest,
+  ReadableStreamDefaultController,
+  ReadableStreamDefaultReader,
+  TextDecoderStream,
+  TextEncoderStream,
+  TransformStream,
+  TransformStreamDefaultController,
+  WritableStream,
+  WritableStreamDefaultController,
+  WritableStreamDefaultWriter,
+} from "node:stream/web";
+import { URLPattern } from "urlpattern-polyfill/urlpattern";
+import type { UsageModel } from "../../shared/context.js";
+import { globsToMatcher } from "../../shared/data.js";
+import {
+  Option,
+  OptionType,
+  Plugin,
+  type PluginContext,
+  type SetupResult,
+} from "../../shared/plugin.js";
+import {
+  type AdditionalModules,
+  type Context,
+  type ModuleRule,
+  type ProcessedModuleRule,
+  STRING_SCRIPT_PATH,
+} from "../../shared/runner.js";
+import {
+  CompressionStream,
+  createCompatFetch,
+  createCrypto,
+  createDate,
+  createTimer,
+  assertsInRequest,
+  DecompressionStream,
+  DOMException,
+  FetchEvent,
+  FixedLengthStream,
+  FormData,
+  File,
+  Headers,
+  IdentityTransformStream,
+  Navigator,
+  proxyDisableStreamConstructor,
+  Request,
+  Response,
+  ScheduledEvent,
+  Scheduler,
+  WorkerGlobalScope,
+  atob,
+  btoa,
+  createTransformStreamStandIn,
+  withStringFormDataFiles,
+} from "../../standards/index.js";
+import { MiniflareCoreError } from "./errors.js";
+import { additionalNodeModules } from "./node/index.js";
+
+export const DEFAULT_MODULE_RULES: ModuleRule[] = [
+  { type: "ESModule", include: ["**/*.mjs"] },
+  { type: "CommonJS", include: ["**/*.js", "**/*.cjs"] },
+];
+
+export interface CoreOptions {
+  script?: string;
+  scriptPath?: string;
+  wranglerConfigPath?: boolean | string;
+  wranglerConfigEnv?: string;
+  packagePath?: boolean | string;
+  modules?: boolean;
+  modulesRules?: ModuleRule[];
+  compatibilityDate?: string;
+  compatibilityFlags?: string[];
+  usageModel?: UsageModel;
+  upstream?: string;
+  watch?: boolean;
+  debug?: boolean;
+  verbose?: boolean;
+  updateCheck?: boolean;
+  repl?: boolean;
+  rootPath?: string;
+  logUnhandledRejections?: boolean;
+  fetchMock?: unknown;
+  globalAsyncIO?: boolean;
+  globalTimers?: boolean;
+  globalRandom?: boolean;
+  actualTime?: boolean;
+  inaccurateCpu?: boolean;
+}
+
+function logPathValue(defaultName: string) {
+  return (value: boolean | string): string | undefined => {
+    if (value === true) return defaultName;
+    if (value === false) return undefined;
+    return path.relative("", value);
+  };
+}
+
+// Wraps a Request/Response class so instances parse form-data files as
+// strings (the formdata_parser_supports_files flag off)
+function proxyStringFormDataFiles<T extends object>(klass: T): T {
+  return new Proxy(klass as any, {
+    construct(target, args, newTarget) {
+      return withStringFormDataFiles(Reflect.construct(target, args, newTarget));
+    },
+  });
+}
+
+export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
+  @Option({ type: OptionType.NONE, logValue: () => STRING_SCRIPT_PATH })
+  script?: string;
+
+  @Option({
+    type: OptionType.STRING_POSITIONAL,
+    name: "script",
+    fromWrangler: ({ build }, configDir) =>
+      build?.upload?.main
+        ? path.resolve(configDir, build.upload.dir ?? "dist", build.upload.main)
+        : undefined,
+  })
+  scriptPath?: string;
+
+  @Option({
+    type: OptionType.STRING,
+    name: "wrangler-config",
+    alias: "c",
+    description: "Path to wrangler.toml",
+    logValue: logPathValue("wrangler.toml"),
+  })
+  wranglerConfigPath?: boolean | string;
+
+  @Option({
+    type: OptionType.STRING,
+    name: "wrangler-env",
+    description: "Environment in wrangler.toml to use",
+    logName: "Wrangler Environment",
+  })
+  wranglerConfigEnv?: string;
+
+  @Option({
+    type: OptionType.STRING,
+    name: "package",
+    description: "Path to package.json",
+    logValue: logPathValue("package.json"),
+  })
+  packagePath?: boolean | string;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    alias: "m",
+    description: "Enable modules",
+    fromWrangler: ({ build }) =>
+      build?.upload?.format ? build.upload.format === "modules" : undefined,
+  })
+  modules?: boolean;
+
+  @Option({
+    type: OptionType.OBJECT,
+    typeFormat: "TYPE=GLOB",
+    description: "Modules import rule",
+    logValue: (rules: ModuleRule[]) =>
+      rules.map((rule) => `{${rule.type}: ${rule.include.join(", ")}}`).join(", "),
+    fromEntries: (entries) =>
+      entries.map(([type, include]) => ({
+        type: type as ModuleRule["type"],
+        include: [include],
+        fallthrough: true,
+      })),
+    fromWrangler: ({ build }) =>
+      build?.upload?.rules?.map(({ type, globs, fallthrough }) => ({
+        type,
+        include: globs,
+        fallthrough,
+      })),
+  })
+  modulesRules?: ModuleRule[];
+
+  @Option({
+    type: OptionType.STRING,
+    name: "compat-date",
+    description: "Opt into backwards-incompatible changes from",
+    fromWrangler: ({ compatibility_date }) => compatibility_date,
+  })
+  compatibilityDate?: string;
+
+  @Option({
+    type: OptionType.ARRAY,
+    name: "compat-flag",
+    description: "Control specific backwards-incompatible changes",
+    fromWrangler: ({ compatibility_flags }) => compatibility_flags,
+  })
+  compatibilityFlags?: string[];
+
+  @Option({
+    type: OptionType.STRING,
+    name: "usage-model",
+    description: "Usage model (bundled by default)",
+    fromWrangler: ({ usage_model }) => usage_model,
+  })
+  usageModel?: UsageModel;
+
+  @Option({
+    type: OptionType.STRING,
+    alias: "u",
+    description: "URL of upstream origin",
+    fromWrangler: ({ miniflare }) => miniflare?.upstream,
+  })
+  upstream?: string;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    alias: "w",
+    description: "Watch files for changes",
+    fromWrangler: ({ miniflare }) => {
+      if (miniflare?.watch !== undefined) return miniflare.watch;
+      if (miniflare?.live_reload) return true;
+    },
+  })
+  watch?: boolean;
+
+  @Option({ type: OptionType.BOOLEAN, alias: "d", description: "Enable debug logging" })
+  debug?: boolean;
+
+  @Option({ type: OptionType.BOOLEAN, alias: "V", description: "Enable verbose logging" })
+  verbose?: boolean;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    description: "Enable update checker (enabled by default)",
+    negatable: true,
+    fromWrangler: ({ miniflare }) => miniflare?.update_check,
+  })
+  updateCheck?: boolean;
+
+  @Option({ type: OptionType.BOOLEAN, logName: "REPL", description: "Enable interactive REPL" })
+  repl?: boolean;
+
+  @Option({
+    type: OptionType.STRING,
+    name: "root",
+    description: "Path to resolve files relative to",
+  })
+  rootPath?: string;
+
+  @Option({ type: OptionType.NONE })
+  logUnhandledRejections?: boolean;
+
+  @Option({ type: OptionType.NONE })
+  fetchMock?: unknown;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    name: "global-async-io",
+    description: "Allow async I/O outside handlers",
+    logName: "Allow Global Async I/O",
+    fromWrangler: ({ miniflare }) => miniflare?.global_async_io,
+  })
+  globalAsyncIO?: boolean;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    description: "Allow setting timers outside handlers",
+    logName: "Allow Global Timers",
+    fromWrangler: ({ miniflare }) => miniflare?.global_timers,
+  })
+  globalTimers?: boolean;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    description: "Allow secure random generation outside handlers",
+    logName: "Allow Global Secure Random",
+    fromWrangler: ({ miniflare }) => miniflare?.global_random,
+  })
+  globalRandom?: boolean;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    description: "Always return correct time from Date methods",
+    fromWrangler: ({ miniflare }) => miniflare?.actual_time,
+  })
+  actualTime?: boolean;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    description: "Log inaccurate CPU time measurements",
+    logName: "Inaccurate CPU Time Measurements",
+    fromWrangler: ({ miniflare }) => miniflare?.inaccurate_cpu,
+  })
+  inaccurateCpu?: boolean;
+
+  readonly processedModuleRules: ProcessedModuleRule[] = [];
+  readonly upstreamURL?: URL;
+  readonly #globals: Context;
+  readonly #additionalModules?: AdditionalModules;
+
+  constructor(ctx: PluginContext, options?: CoreOptions) {
+    super(ctx);
+    this.assignOptions(options);
+
+    if (ctx.compat.isEnabled("nodejs_compat")) {
+      this.#additionalModules = additionalNodeModules(
+        ctx.compat.isEnabled("experimental")
+      );
+    }
+
+    if (this.upstream !== undefined) {
+      try {
+        this.upstreamURL = new URL(this.upstream);
+      } catch {
+        throw new MiniflareCoreError(
+          "ERR_INVALID_UPSTREAM",
+          `Invalid upstream URL: "${this.upstream}". Make sure you've included the protocol.`
+        );
+      }
+    }
+
+    if (this.inaccurateCpu) {
+      ctx.log.warn(
+        "CPU time measurements are experimental, highly inaccurate and not representative of deployed worker performance.\nThey should only be used for relative comparisons and may be removed in the future."
+      );
+    }
+
+    this.#globals = this.#buildGlobals(ctx);
+    if (this.modules) this.#processModuleRules();
+  }
+
+  #buildGlobals(ctx: PluginContext): Context {
+    const extraGlobals: Context = {};
+
+    let CompatRequest: typeof Request = Request;
+    let CompatResponse: typeof Response = Response;
+    if (!ctx.compat.isEnabled("formdata_parser_supports_files")) {
+      CompatRequest = proxyStringFormDataFiles(Request);
+      CompatResponse = proxyStringFormDataFiles(Response);
+    }
+
+    if (ctx.compat.isEnabled("global_navigator")) {
+      extraGlobals.navigator = new Navigator();
+      extraGlobals.Navigator = Navigator;
+    }
+
+    const streamConstructors = ctx.compat.isEnabled("streams_enable_constructors");
+    const transformConstructor = ctx.compat.isEnabled(
+      "transformstream_enable_standard_constructor"
+    );
+    let CompatReadableStream: unknown = ReadableStream;
+    let CompatWritableStream: unknown = WritableStream;
+    let CompatTransformStream: unknown = TransformStream;
+    if (!streamConstructors) {
+      CompatReadableStream = proxyDisableStreamConstructor(ReadableStream);
+      CompatWritableStream = proxyDisableStreamConstructor(WritableStream);
+      if (transformConstructor) {
+        CompatTransformStream = proxyDisableStreamConstructor(TransformStream);
+      }
+    }
+    if (!transformConstructor) {
+      CompatTransformStream = createTransformStreamStandIn(ctx.log);
+    }
+    if (streamConstructors) {
+      extraGlobals.ReadableByteStreamController = ReadableByteStreamController;
+      extraGlobals.ReadableStreamBYOBRequest = ReadableStreamBYOBRequest;
+      extraGlobals.ReadableStreamDefaultController = ReadableStreamDefaultController;
+      extraGlobals.WritableStreamDefaultController = WritableStreamDefaultController;
+      if (transformConstructor) {
+        extraGlobals.TransformStreamDefaultController = TransformStreamDefaultController;
+      }
+    }
+
+    const blockGlobalTimers = !this.globalTimers;
+    return {
+      console,
+      setTimeout: createTimer(setTimeout, blockGlobalTimers),
+      setInterval: createTimer(setInterval, blockGlobalTimers),
+      clearTimeout: assertsInRequest(clearTimeout, blockGlobalTimers),
+      clearInterval: assertsInRequest(clearInterval, blockGlobalTimers),
+      queueMicrotask,
+      scheduler: new Scheduler(blockGlobalTimers),
+      atob,
+      btoa,
+      Math,
+      crypto: createCrypto(!this.globalRandom),
+      CryptoKey: globalThis.CryptoKey,
+      TextDecoder,
+      TextEncoder,
+      fetch: createCompatFetch({
+        log: ctx.log,
+        compat: ctx.compat,
+        globalAsyncIO: this.globalAsyncIO,
+        fetchMock: this.fetchMock,
+      }),
+      Headers,
+      Request: CompatRequest,
+      Response: CompatResponse,
+      FormData,
+      Blob,
+      File,
+      URL,
+      URLSearchParams,
+      URLPattern,
+      ReadableStream: CompatReadableStream,
+      WritableStream: CompatWritableStream,
+      TransformStream: CompatTransformStream,
+      ReadableStreamBYOBReader,
+      ReadableStreamDefaultReader,
+      WritableStreamDefaultWriter,
+      ByteLengthQueuingStrategy,
+      CountQueuingStrategy,
+      IdentityTransformStream,
+      FixedLengthStream,
+      CompressionStream,
+      DecompressionStream,
+      TextEncoderStream,
+      TextDecoderStream,
+      Event,
+      EventTarget,
+      AbortController,
+      AbortSignal,
+      FetchEvent,
+      ScheduledEvent,
+      DOMException,
+      WorkerGlobalScope,
+      structuredClone,
+      Date: createDate(this.actualTime),
+      ...extraGlobals,
+      // Shared with the host realm, so typed arrays and wasm modules passed
+      // in from outside (bindings, storage results) pass instanceof checks
+      ArrayBuffer,
+      Atomics,
+      BigInt64Array,
+      BigUint64Array,
+      DataView,
+      Float32Array,
+      Float64Array,
+      Int8Array,
+      Int16Array,
+      Int32Array,
+      Map,
+      Set,
+      SharedArrayBuffer,
+      Uint8Array,
+      Uint8ClampedArray,
+      Uint16Array,
+      Uint32Array,
+      WeakMap,
+      WeakSet,
+      WebAssembly,
+      MINIFLARE: true,
+    };
+  }
+
+  // User rules come first; a rule without fallthrough finalises its type,
+  // so later rules of that type (including the defaults) are ignored
+  #processModuleRules(): void {
+    const finalised = new Set<string>();
+    for (const rule of [...(this.modulesRules ?? []), ...DEFAULT_MODULE_RULES]) {
+      if (finalised.has(rule.type)) continue;
+      this.processedModuleRules.push({
+        type: rule.type,
+        include: globsToMatcher(rule.include),
+      });
+      if (!rule.fallthrough) finalised.add(rule.type);
+    }
+  }
+
+  async setup(): Promise<SetupResult> {
+    const globals = this.#globals;
+    const additionalModules = this.#additionalModules;
+    if (this.script !== undefined) {
+      return {
+        globals,
+        additionalModules,
+        script: { filePath: this.scriptPath ?? STRING_SCRIPT_PATH, code: this.script },
+      };
+    }
+
+    const watch: string[] = [];
+    let scriptPath = this.scriptPath;
+    if (scriptPath === undefined) {
+      let packagePath = this.packagePath === true ? "package.json" : this.packagePath;
+      if (packagePath) {
+        packagePath = path.resolve(this.ctx.rootPath, packagePath);
+        try {
+          const pkg = JSON.parse(await fs.readFile(packagePath, "utf8"));
+          scriptPath = this.modules ? pkg.module : pkg.main;
+          if (scriptPath) {
+            scriptPath = path.resolve(path.dirname(packagePath), scriptPath);
+          }
+        } catch (e: any) {
+          // A missing default package.json is fine, an explicit one isn't
+          if (!(e.code === "ENOENT" && this.packagePath === true)) throw e;
+        }
+        watch.push(packagePath);
+      }
+    }
+
+    if (scriptPath !== undefined) {
+      scriptPath = path.resolve(this.ctx.rootPath, scriptPath);
+      const code = await fs.readFile(scriptPath, "utf8");
+      watch.push(scriptPath);
+      return { globals, additionalModules, script: { filePath: scriptPath, code }, watch };
+    }
+    return { globals, additionalModules, watch };
+  }
+}

@@ -1,0 +1,312 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { test } from "node:test";
+import { MiniflareCore, ReloadEvent } from "../../src/core/core.js";
+import { BindingsPlugin } from "../../src/plugins/bindings/plugin.js";
+import { CorePlugin } from "../../src/plugins/core/plugin.js";
+import { MiniflareCoreError } from "../../src/plugins/core/errors.js";
+import { VMScriptRunner } from "../../src/runtime/index.js";
+import { LogLevel } from "../../src/shared/log.js";
+import {
+  Option,
+  OptionType,
+  Plugin,
+  type PluginContext,
+  type SetupResult,
+} from "../../src/shared/plugin.js";
+import type { Context } from "../../src/shared/runner.js";
+import { assertRejectsMiniflare } from "../helpers/errors.js";
+import { TestLog } from "../helpers/log.js";
+import { useTmp, writeFiles } from "../helpers/tmp.js";
+
+interface TestOptions {
+  testValue?: string;
+  testNumber?: number;
+}
+
+// Records every hook call, across instances, in order
+const calls: string[] = [];
+
+class TestPlugin extends Plugin<TestOptions> implements TestOptions {
+  static constructed = 0;
+
+  @Option({
+    type: OptionType.STRING,
+    description: "A test value",
+    fromWrangler: ({ miniflare }) => (miniflare as any)?.test_value,
+  })
+  testValue?: string;
+
+  @Option({ type: OptionType.NUMBER, logName: "Number Of Things" })
+  testNumber?: number;
+
+  constructor(ctx: PluginContext, options?: TestOptions) {
+    super(ctx);
+    this.assignOptions(options);
+    TestPlugin.constructed++;
+    calls.push(`constructor(${this.testValue})`);
+  }
+
+  beforeSetup() {
+    calls.push("beforeSetup");
+    return {};
+  }
+
+  setup(): SetupResult {
+    calls.push("setup");
+    return { globals: { TEST_VALUE: this.testValue }, bindings: { BOUND: this.testNumber } };
+  }
+
+  beforeReload() {
+    calls.push("beforeReload");
+  }
+
+  reload(bindings: Context) {
+    calls.push(`reload(${Object.keys(bindings).join(",")})`);
+  }
+
+  dispose() {
+    calls.push("dispose");
+  }
+}
+
+const plugins = { CorePlugin, TestPlugin, BindingsPlugin };
+
+function createCore(options: Context, log = new TestLog()) {
+  const core = new MiniflareCore(
+    plugins,
+    { log, scriptRunner: new VMScriptRunner() },
+    options
+  );
+  return { core, log };
+}
+
+const script = 'addEventListener("fetch", (e) => e.respondWith(new Response(String(TEST_VALUE))))';
+
+test("MiniflareCore: runs plugin hooks in order and dispatches reload events", async (t) => {
+  calls.length = 0;
+  const { core } = createCore({ script, testValue: "a", testNumber: 1 });
+  t.after(() => core.dispose());
+  const events: ReloadEvent<any>[] = [];
+  core.addEventListener("reload", (event) => events.push(event));
+  await core.getPlugins();
+  assert.deepEqual(calls, ["constructor(a)", "beforeSetup", "setup", "beforeReload", "reload(BOUND)"]);
+
+  calls.length = 0;
+  await core.setOptions({ testValue: "b" });
+  assert.deepEqual(calls, [
+    "dispose",
+    "constructor(b)",
+    "beforeSetup",
+    "setup",
+    "beforeReload",
+    "reload(BOUND)",
+  ]);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].initial, false);
+  assert.ok(events[0].plugins.TestPlugin instanceof TestPlugin);
+
+  calls.length = 0;
+  await core.dispose();
+  assert.deepEqual(calls, ["dispose"]);
+});
+
+test("MiniflareCore: first reload event is initial", async (t) => {
+  const { core } = createCore({ script });
+  t.after(() => core.dispose());
+  const initial = await new Promise<boolean>((resolve) =>
+    core.addEventListener("reload", (event) => resolve(event.initial))
+  );
+  assert.equal(initial, true);
+});
+
+test("MiniflareCore: setOptions re-creates only plugins whose options changed", async (t) => {
+  const { core } = createCore({ script, testValue: "a" });
+  t.after(() => core.dispose());
+  await core.getPlugins();
+  const before = await core.getPlugins();
+  const core1 = before.CorePlugin;
+  const test1 = before.TestPlugin;
+  const constructed = TestPlugin.constructed;
+
+  // Same options: nothing re-created
+  await core.setOptions({ testValue: "a" });
+  let after = await core.getPlugins();
+  assert.equal(after.CorePlugin, core1);
+  assert.equal(after.TestPlugin, test1);
+  assert.equal(TestPlugin.constructed, constructed);
+
+  // Only TestPlugin's options changed
+  await core.setOptions({ testNumber: 5 });
+  after = await core.getPlugins();
+  assert.equal(after.CorePlugin, core1);
+  assert.notEqual(after.TestPlugin, test1);
+  assert.equal((after.TestPlugin as TestPlugin).testValue, "a"); // merged shallowly
+  assert.equal((after.TestPlugin as TestPlugin).testNumber, 5);
+});
+
+test("MiniflareCore: reload re-creates every plugin", async (t) => {
+  const { core } = createCore({ script });
+  t.after(() => core.dispose());
+  const before = { ...(await core.getPlugins()) };
+  await core.reload();
+  const after = await core.getPlugins();
+  assert.notEqual(after.CorePlugin, before.CorePlugin);
+  assert.notEqual(after.TestPlugin, before.TestPlugin);
+  assert.notEqual(after.BindingsPlugin, before.BindingsPlugin);
+});
+
+test("MiniflareCore: changing compatibility flags re-creates every plugin", async (t) => {
+  const { core } = createCore({ script, compatibilityDate: "2021-01-01" });
+  t.after(() => core.dispose());
+  const before = { ...(await core.getPlugins()) };
+  await core.setOptions({ compatibilityFlags: ["global_navigator"] });
+  const after = await core.getPlugins();
+  assert.notEqual(after.TestPlugin, before.TestPlugin);
+  const globalScope = await core.getGlobalScope();
+  assert.equal(globalScope.navigator.userAgent, "Cloudflare-Workers");
+});
+
+test("MiniflareCore: API options override wrangler.toml, explicit undefined unsets", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": '[miniflare]\ntest_value = "from wrangler"\n',
+    "worker.js": script,
+  });
+  const base = { rootPath: tmp, wranglerConfigPath: true, scriptPath: "worker.js" };
+
+  let { core } = createCore(base);
+  t.after(() => core.dispose());
+  let res = await core.dispatchFetch("http://localhost/");
+  assert.equal(await res.text(), "from wrangler");
+
+  ({ core } = createCore({ ...base, testValue: "from api" }));
+  t.after(() => core.dispose());
+  res = await core.dispatchFetch("http://localhost/");
+  assert.equal(await res.text(), "from api");
+
+  ({ core } = createCore({ ...base, testValue: undefined }));
+  t.after(() => core.dispose());
+  res = await core.dispatchFetch("http://localhost/");
+  assert.equal(await res.text(), "undefined");
+});
+
+test("MiniflareCore: selects the wrangler.toml environment", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": [
+      '[miniflare]\ntest_value = "top"',
+      '[env.dev.miniflare]\ntest_value = "dev"',
+    ].join("\n"),
+    "worker.js": script,
+  });
+  const options = { rootPath: tmp, wranglerConfigPath: true, scriptPath: "worker.js" };
+  let { core } = createCore({ ...options, wranglerConfigEnv: "dev" });
+  t.after(() => core.dispose());
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "dev");
+
+  // Unknown environments are ignored
+  ({ core } = createCore({ ...options, wranglerConfigEnv: "nope" }));
+  t.after(() => core.dispose());
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "top");
+});
+
+test("MiniflareCore: missing default wrangler.toml is ignored, explicit path throws", async (t) => {
+  const tmp = await useTmp(t);
+  let { core } = createCore({ script, rootPath: tmp, wranglerConfigPath: true });
+  t.after(() => core.dispose());
+  await core.getPlugins();
+
+  ({ core } = createCore({ script, rootPath: tmp, wranglerConfigPath: "missing.toml" }));
+  t.after(() => core.dispose());
+  await assert.rejects(core.getPlugins(), { code: "ENOENT" });
+});
+
+test("MiniflareCore: throws ERR_NO_SCRIPT with hints", async (t) => {
+  const tmp = await useTmp(t);
+  let { core } = createCore({ rootPath: tmp });
+  t.after(() => core.dispose());
+  const error = await assertRejectsMiniflare(core.getPlugins(), MiniflareCoreError, "ERR_NO_SCRIPT");
+  assert.match(error.message, /^No script defined, either:\n/);
+  assert.match(error.message, /dist\/worker\.js/);
+  assert.doesNotMatch(error.message, /build\.upload\.main/);
+
+  ({ core } = createCore({ rootPath: tmp, modules: true }));
+  t.after(() => core.dispose());
+  const modulesError = await assertRejectsMiniflare(core.getPlugins(), MiniflareCoreError, "ERR_NO_SCRIPT");
+  assert.match(modulesError.message, /dist\/worker\.mjs/);
+  assert.match(modulesError.message, /Set build\.upload\.main in wrangler\.toml/);
+  assert.match(modulesError.message, /"module": "dist\/worker\.mjs"/);
+});
+
+test("MiniflareCore: throws if multiple plugins return a script", async (t) => {
+  class ScriptPlugin extends Plugin {
+    @Option({ type: OptionType.NONE })
+    unused?: boolean;
+    constructor(ctx: PluginContext) {
+      super(ctx);
+    }
+    setup(): SetupResult {
+      return { script: { filePath: "other.js", code: "" } };
+    }
+  }
+  const core = new MiniflareCore(
+    { CorePlugin, ScriptPlugin, BindingsPlugin },
+    { log: new TestLog(), scriptRunner: new VMScriptRunner() },
+    { script }
+  );
+  t.after(() => core.dispose());
+  await assert.rejects(core.getPlugins(), new TypeError("Multiple plugins returned a script"));
+});
+
+test("MiniflareCore: logs options, compatibility flags and reloads", async (t) => {
+  const log = new TestLog(LogLevel.DEBUG);
+  const { core } = createCore(
+    {
+      script,
+      testValue: "thing",
+      testNumber: 3,
+      compatibilityDate: "2022-03-21",
+      compatibilityFlags: ["nodejs_compat"],
+    },
+    log
+  );
+  t.after(() => core.dispose());
+  await core.getPlugins();
+  const debug = log.logsAtLevel(LogLevel.DEBUG);
+  assert.ok(debug.includes("Initialising worker..."));
+  assert.ok(debug.includes("Options:"));
+  assert.ok(debug.includes("- Script: <script>"));
+  assert.ok(debug.includes("- Test Value: thing"));
+  assert.ok(debug.includes("- Number Of Things: 3"));
+  assert.ok(debug.includes("- Compatibility Flags: nodejs_compat"));
+  assert.ok(debug.includes("Enabled Compatibility Flags:"));
+  assert.ok(debug.includes("- global_navigator"));
+  assert.ok(debug.includes("Reloading worker..."));
+  assert.deepEqual(log.logsAtLevel(LogLevel.INFO), ["Worker reloaded!"]);
+});
+
+test("MiniflareCore: logs bundle size of modules workers", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "worker.mjs": 'import { x } from "./dep.mjs"; export default { fetch: () => new Response(x) };',
+    "dep.mjs": 'export const x = "dep";',
+  });
+  const log = new TestLog();
+  const { core } = createCore({ modules: true, scriptPath: path.join(tmp, "worker.mjs") }, log);
+  t.after(() => core.dispose());
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "dep");
+  const [reloaded] = log.logsAtLevel(LogLevel.INFO);
+  assert.match(reloaded, /^Worker reloaded! \(\d+B\)$/);
+});
+
+test("MiniflareCore: invalid upstream throws ERR_INVALID_UPSTREAM", async (t) => {
+  const { core } = createCore({ script, upstream: "example.com" });
+  t.after(() => core.dispose());
+  await assertRejectsMiniflare(
+    core.getPlugins(),
+    MiniflareCoreError,
+    "ERR_INVALID_UPSTREAM",
+    'Invalid upstream URL: "example.com". Make sure you\'ve included the protocol.'
+  );
+});
