@@ -63,6 +63,7 @@ import {
 } from "../../standards/index.js";
 import { MiniflareCoreError } from "./errors.js";
 import { additionalNodeModules } from "./node/index.js";
+import { createWorkerWebAssembly } from "./wasm.js";
 
 export const DEFAULT_MODULE_RULES: ModuleRule[] = [
   { type: "ESModule", include: ["**/*.mjs"] },
@@ -451,7 +452,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
       Uint32Array,
       WeakMap,
       WeakSet,
-      WebAssembly,
+      WebAssembly: createWorkerWebAssembly(),
       MINIFLARE: true,
     };
   }

@@ -1,0 +1,89 @@
+// The `miniflare` command. The only file that touches process.exit and the
+// console; parsing lives in args.ts, the server in http-server/.
+import type http from "node:http";
+import repl from "node:repl";
+import { red } from "kleur/colors";
+import { Log, LogLevel, Miniflare, type MiniflareOptions, PLUGINS } from "../index.js";
+import { ParseError, buildHelp, parseArgv } from "./args.js";
+
+/** Options the CLI sets on top of what was parsed, as Miniflare 2 did */
+export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
+  const options = { ...parsed } as MiniflareOptions & Record<string, unknown>;
+  options.wranglerConfigPath ??= true;
+  options.packagePath ??= true;
+  options.envPathDefaultFallback = true;
+  if (options.buildWatchPaths !== undefined) options.watch = true;
+  if (options.repl) {
+    // The REPL needs no script and may use I/O from the prompt
+    options.scriptRequired = !!options.scriptPath;
+    options.watch = false;
+    options.globalAsyncIO = true;
+    options.globalTimers = true;
+    options.globalRandom = true;
+  }
+  const level = options.verbose
+    ? LogLevel.VERBOSE
+    : options.debug
+      ? LogLevel.DEBUG
+      : LogLevel.INFO;
+  options.log = new Log(level);
+  options.sourceMap = true;
+  options.logUnhandledRejections = true;
+  return options;
+}
+
+async function startREPL(mf: Miniflare): Promise<void> {
+  const globalScope = await mf.getGlobalScope();
+  const bindings = await mf.getBindings();
+  const server = repl.start({ prompt: "> " });
+  Object.assign(server.context, globalScope, { env: bindings });
+  await new Promise<void>((resolve) => server.on("exit", resolve));
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseArgv(PLUGINS, argv);
+  } catch (e) {
+    if (!(e instanceof ParseError)) throw e;
+    if (e.code === "ERR_VERSION") {
+      console.error(e.message);
+      return 0;
+    }
+    console.error(buildHelp(PLUGINS, undefined, process.stderr.columns));
+    if (e.code === "ERR_HELP") return 0;
+    console.error(`\n${red(e.message)}`);
+    return 1;
+  }
+
+  const options = cliOptions(parsed);
+  const mf = new Miniflare(options);
+  const log = options.log!;
+  if (options.repl) {
+    try {
+      await startREPL(mf);
+    } finally {
+      await mf.dispose();
+    }
+    return 0;
+  }
+
+  let server: http.Server;
+  try {
+    server = await mf.startServer();
+  } catch (e: any) {
+    log.error(e);
+    await mf.dispose();
+    return 1;
+  }
+
+  const stop = async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await mf.dispose();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return new Promise<number>(() => {}); // serves until stopped
+}

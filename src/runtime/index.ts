@@ -1,0 +1,3 @@
+export * from "./errors.js";
+export * from "./instanceof.js";
+export * from "./runner.js";

@@ -1,0 +1,288 @@
+/**
+ * Loads, links and evaluates a worker's module graph (see ./transform.ts for
+ * how an ES module runs without vm.SourceTextModule).
+ *
+ * A static graph is handled in three phases, as the spec's Link() and
+ * Evaluate() do: every module is read, parsed and compiled first (so a
+ * missing file, an unmatched rule or a syntax error fails before any code
+ * runs); then every module is instantiated and its imports resolved; then
+ * bodies run, dependencies before dependents, in import order, once each.
+ * Dynamic `import()` does the same for the modules it adds to the graph.
+ *
+ * Resolution, rules and errors follow Miniflare 2: specifiers resolve
+ * relative to the importing file, additional modules match by exact name
+ * first, and each file's type is that of the first module rule matching its
+ * absolute path.
+ */
+import fs from "node:fs";
+import { isBuiltin } from "node:module";
+import path from "node:path";
+import type { Compatibility } from "../shared/compat.js";
+import { viewToBuffer } from "../shared/data.js";
+import {
+  STRING_SCRIPT_PATH,
+  type AdditionalModules,
+  type ModuleRuleType,
+  type ProcessedModuleRule,
+  type ScriptBlueprint,
+} from "../shared/runner.js";
+import { VMScriptRunnerError } from "./errors.js";
+import type { Realm } from "./realm.js";
+import {
+  CommonJsRecord,
+  ModuleRecord,
+  SourceTextRecord,
+  SyntheticRecord,
+  type ModuleHost,
+} from "./records.js";
+
+const SUGGEST_BUNDLE =
+  "If you're trying to import an npm package, you'll need to bundle your Worker first.";
+const SUGGEST_NODE =
+  "If you're trying to import a Node.js built-in module, or an npm package that uses Node.js built-ins, you'll either need to:\n" +
+  "- Bundle your Worker, configuring your bundler to polyfill Node.js built-ins\n" +
+  "- Configure your bundler to load Workers-compatible builds by changing the main fields/conditions\n" +
+  "- Find an alternative package that doesn't require Node.js built-ins";
+
+export class ModuleLinker implements ModuleHost {
+  readonly #realm: Realm;
+  readonly #rules: ProcessedModuleRule[];
+  readonly #additionalModules: AdditionalModules;
+  readonly #compat?: Compatibility;
+  /** Every loaded module, by absolute path or additional module name */
+  readonly #records = new Map<string, ModuleRecord>();
+  /** Sizes of files read, by absolute path, in load order */
+  readonly #referencedPathSizes = new Map<string, number>();
+  /** `require()` results without export_commonjs_default, kept stable */
+  readonly #commonJsNamespaces = new WeakMap<ModuleRecord, object>();
+
+  constructor(
+    realm: Realm,
+    moduleRules: ProcessedModuleRule[],
+    additionalModules: AdditionalModules,
+    compat?: Compatibility
+  ) {
+    this.#realm = realm;
+    this.#rules = moduleRules;
+    this.#additionalModules = additionalModules;
+    this.#compat = compat;
+  }
+
+  /** Absolute paths of the files imported or required (not the entry) */
+  get referencedPaths(): IterableIterator<string> {
+    return this.#referencedPathSizes.keys();
+  }
+
+  get referencedPathsTotalSize(): number {
+    let total = 0;
+    for (const size of this.#referencedPathSizes.values()) total += size;
+    return total;
+  }
+
+  /** Runs `blueprint` as the entry module, returning its namespace */
+  async runEntry({ filePath, code }: ScriptBlueprint): Promise<object> {
+    // The entry is always an ES module, whatever the rules say
+    const entry = new SourceTextRecord(filePath, code, this.#realm, this);
+    if (filePath !== STRING_SCRIPT_PATH) this.#records.set(filePath, entry);
+    const created: ModuleRecord[] = [entry];
+    this.#loadRequests(entry, created);
+    this.#link(created);
+    await this.#evaluate(entry);
+    return entry.namespace!;
+  }
+
+  /** `import()`: rejects (via the caller's async function) on any failure */
+  async import(specifier: string, referrer: ModuleRecord): Promise<object> {
+    const created: ModuleRecord[] = [];
+    let record: ModuleRecord;
+    try {
+      record = this.#load(specifier, referrer, created);
+      this.#link(created);
+    } catch (e) {
+      // Forget the failed part of the graph, so another import() retries it
+      for (const failed of created) this.#records.delete(failed.id);
+      throw e;
+    }
+    await this.#evaluate(record);
+    return record.namespace!;
+  }
+
+  #errorBase(referrer: string, specifier: string): string {
+    const relative = path.relative("", referrer);
+    return `Unable to resolve "${relative}" dependency "${specifier}"`;
+  }
+
+  #ruleType(identifier: string, specifier: string, errorBase: string): ModuleRuleType {
+    const rule = this.#rules.find((rule) => rule.include.test(identifier));
+    if (rule === undefined) {
+      const suggestion = isBuiltin(specifier) ? SUGGEST_NODE : SUGGEST_BUNDLE;
+      throw new VMScriptRunnerError(
+        "ERR_MODULE_RULE",
+        `${errorBase}: no matching module rules.\n${suggestion}`
+      );
+    }
+    return rule.type;
+  }
+
+  #read(identifier: string): Buffer {
+    const data = fs.readFileSync(identifier);
+    this.#referencedPathSizes.set(identifier, data.byteLength);
+    return data;
+  }
+
+  /** Creates the record for a file of any type but ESModule */
+  #createNonModuleRecord(
+    identifier: string,
+    type: ModuleRuleType,
+    errorBase: string
+  ): ModuleRecord {
+    const realm = this.#realm;
+    switch (type) {
+      case "CommonJS": {
+        const code = this.#read(identifier).toString("utf8");
+        const require = (specifier: string) => this.#require(specifier, identifier);
+        return new CommonJsRecord(identifier, code, realm, require);
+      }
+      case "Text": {
+        const text = this.#read(identifier).toString("utf8");
+        return new SyntheticRecord(identifier, realm, { default: text });
+      }
+      case "Data": {
+        const buffer = viewToBuffer(this.#read(identifier));
+        return new SyntheticRecord(identifier, realm, { default: buffer });
+      }
+      case "CompiledWasm": {
+        // Compiled here, as the worker's context can't compile wasm itself
+        const data = this.#read(identifier) as Uint8Array<ArrayBuffer>;
+        const module = new WebAssembly.Module(data);
+        return new SyntheticRecord(identifier, realm, { default: module });
+      }
+      default:
+        throw new VMScriptRunnerError(
+          "ERR_MODULE_UNSUPPORTED",
+          `${errorBase}: ${type} modules are unsupported`
+        );
+    }
+  }
+
+  /**
+   * Finds or loads the module `specifier` refers to from `referrer`, along
+   * with its static dependencies, pushing records it creates to `created`.
+   */
+  #load(specifier: string, referrer: ModuleRecord, created: ModuleRecord[]): ModuleRecord {
+    const errorBase = this.#errorBase(referrer.id, specifier);
+    if (referrer.id === STRING_SCRIPT_PATH) {
+      throw new VMScriptRunnerError(
+        "ERR_MODULE_STRING_SCRIPT",
+        `${errorBase}: imports unsupported with string script`
+      );
+    }
+    const additional = this.#additionalModules[specifier];
+    const identifier = additional
+      ? specifier
+      : path.resolve(path.dirname(referrer.id), specifier);
+    const cached = this.#records.get(identifier);
+    if (cached !== undefined) return cached;
+
+    let record: ModuleRecord;
+    if (additional) {
+      record = new SyntheticRecord(identifier, this.#realm, additional);
+    } else {
+      const type = this.#ruleType(identifier, specifier, errorBase);
+      if (type === "ESModule") {
+        const code = this.#read(identifier).toString("utf8");
+        record = new SourceTextRecord(identifier, code, this.#realm, this);
+      } else {
+        record = this.#createNonModuleRecord(identifier, type, errorBase);
+      }
+    }
+    this.#records.set(identifier, record);
+    created.push(record);
+    this.#loadRequests(record, created);
+    return record;
+  }
+
+  #loadRequests(record: ModuleRecord, created: ModuleRecord[]): void {
+    for (const specifier of record.requests) {
+      record.requested.set(specifier, this.#load(specifier, record, created));
+    }
+  }
+
+  /** Instantiates new ES modules, then builds namespaces, then imports */
+  #link(created: ModuleRecord[]): void {
+    const modules = created.filter(
+      (record): record is SourceTextRecord => record instanceof SourceTextRecord
+    );
+    // Other records were complete as soon as they were constructed
+    for (const module of modules) module.instantiate();
+    for (const module of modules) module.defineNamespace();
+    for (const module of modules) module.linkImports();
+  }
+
+  /**
+   * Evaluates `root` after its dependencies, in post-order of the import
+   * graph. Modules in a cycle don't wait for those above them on the stack;
+   * modules already evaluating (for another `import()`) are awaited.
+   */
+  #evaluate(root: ModuleRecord): Promise<void> {
+    if (root.evaluation !== undefined) return root.evaluation;
+    const order: ModuleRecord[] = [];
+    const visited = new Set<ModuleRecord>();
+    const visit = (record: ModuleRecord) => {
+      if (visited.has(record) || record.evaluation !== undefined) return;
+      visited.add(record);
+      for (const dependency of record.dependencies) visit(dependency);
+      order.push(record);
+    };
+    visit(root);
+
+    // One chain runs the bodies in order: a failure fails everything after
+    let previous: Promise<void> = Promise.resolve();
+    for (const record of order) {
+      const elsewhere = record.dependencies
+        .filter((dependency) => !visited.has(dependency))
+        .map((dependency) => dependency.evaluation);
+      previous = record.evaluation = previous
+        .then(() => Promise.all(elsewhere))
+        .then(() => record.execute());
+    }
+    return root.evaluation!;
+  }
+
+  /** `require()` from the CommonJS module at `referrer` */
+  #require(specifier: string, referrer: string): unknown {
+    const errorBase = this.#errorBase(referrer, specifier);
+    const additional = this.#additionalModules[specifier];
+    const identifier = additional
+      ? specifier
+      : path.resolve(path.dirname(referrer), specifier);
+    const unsupported = () =>
+      new VMScriptRunnerError(
+        "ERR_CJS_MODULE_UNSUPPORTED",
+        `${errorBase}: CommonJS modules cannot require ES modules`
+      );
+    let record = this.#records.get(identifier);
+    if (record === undefined) {
+      if (additional) {
+        record = new SyntheticRecord(identifier, this.#realm, additional);
+      } else {
+        const type = this.#ruleType(identifier, specifier, errorBase);
+        if (type === "ESModule") throw unsupported();
+        record = this.#createNonModuleRecord(identifier, type, errorBase);
+      }
+      this.#records.set(identifier, record);
+    }
+    if (record instanceof SourceTextRecord) throw unsupported();
+
+    record.execute(); // runs a CommonJS module the first time only
+    if (this.#compat === undefined || this.#compat.isEnabled("export_commonjs_default")) {
+      return record.getter("default")();
+    }
+    let namespace = this.#commonJsNamespaces.get(record);
+    if (namespace === undefined) {
+      namespace = this.#realm.helpers.commonJsNamespace(record.getter("default"));
+      this.#commonJsNamespaces.set(record, namespace);
+    }
+    return namespace;
+  }
+}

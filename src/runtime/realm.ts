@@ -1,0 +1,98 @@
+/**
+ * Helpers that run inside a worker's vm context, so the objects and functions
+ * the module system hands to worker code (namespaces, `import.meta`,
+ * `require`, CommonJS `module` objects, export getters) belong to the
+ * worker's realm rather than the host's: `ns.constructor`, `require
+ * instanceof Function` and friends then behave as they would in a real
+ * Worker, and don't lead straight back to the host's `Function`. (This
+ * narrows, but doesn't close, the ways out of the sandbox: see README.)
+ */
+import vm from "node:vm";
+
+type Getter = () => unknown;
+type AnyFunction = (...args: any[]) => any;
+
+export interface RealmHelpers {
+  /** An empty, null-prototype object to become a namespace */
+  namespace(): object;
+  /** Defines a namespace's exports (names sorted), tags it and seals it */
+  defineExports(namespace: object, names: string[], getters: Getter[]): void;
+  /** A getter always returning `value` */
+  constant(value: unknown): Getter;
+  /** A getter reading `object[key]` */
+  property(object: object, key: PropertyKey): Getter;
+  /** An empty, null-prototype object to hold a module's import accessors */
+  imports(): object;
+  /** Setter for import accessors: imported bindings are constant */
+  readonlySetter: (value: unknown) => never;
+  /** A module's `import.meta` */
+  meta(url?: string): object;
+  /** The `__mf_runtime__` object a transformed module uses */
+  runtime(
+    init: AnyFunction,
+    dynamicImport: (specifier: string) => Promise<object>,
+    meta: object
+  ): object;
+  /** Wraps a host `require` implementation */
+  require(hostRequire: (specifier: string) => unknown): AnyFunction;
+  /** A fresh CommonJS `module` object */
+  commonJsModule(): { exports: unknown };
+  /**
+   * Miniflare 2's `require()` result without `export_commonjs_default`: an
+   * object whose enumerable `default` getter reads the module's exports
+   */
+  commonJsNamespace(get: Getter): object;
+}
+
+const helpersScript = new vm.Script(
+  `(function (toStringTag) {
+  "use strict";
+  // Take intrinsics from syntax, not from globals, which the global scope
+  // may replace with host values
+  const ObjectConstructor = ({}).constructor;
+  const { create, defineProperty, freeze, preventExtensions } = ObjectConstructor;
+  return freeze({
+    namespace: () => create(null),
+    defineExports(namespace, names, getters) {
+      for (let i = 0; i < names.length; i++) {
+        defineProperty(namespace, names[i], { get: getters[i], enumerable: true });
+      }
+      defineProperty(namespace, toStringTag, { value: "Module" });
+      preventExtensions(namespace);
+    },
+    constant: (value) => () => value,
+    property: (object, key) => () => object[key],
+    imports: () => create(null),
+    readonlySetter() {
+      throw new TypeError("Assignment to constant variable.");
+    },
+    meta(url) {
+      const meta = create(null);
+      if (url !== undefined) meta.url = url;
+      return meta;
+    },
+    runtime: (init, dynamicImport, meta) => freeze({
+      init: (getters, defaultFunction) => init(getters, defaultFunction),
+      // import() converts its argument to a string, rejecting on failure
+      import: async (specifier) => dynamicImport(\`\${specifier}\`),
+      meta,
+    }),
+    require: (hostRequire) => function require(specifier) {
+      return hostRequire(specifier);
+    },
+    commonJsModule: () => ({ exports: {} }),
+    commonJsNamespace: (get) => defineProperty({}, "default", { get, enumerable: true }),
+  });
+})`,
+  { filename: "<miniflare:modules>" }
+);
+
+export interface Realm {
+  readonly context: vm.Context;
+  readonly helpers: RealmHelpers;
+}
+
+export function createRealm(context: vm.Context): Realm {
+  const helpers = helpersScript.runInContext(context)(Symbol.toStringTag);
+  return { context, helpers };
+}

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { test, type TestContext } from "node:test";
+import { rootPath } from "../helpers/fixtures.js";
+import { useTmp, writeFiles } from "../helpers/tmp.js";
+
+const binPath = path.join(rootPath, "bin", "miniflare.js");
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function runBin(t: TestContext, args: string[], cwd = rootPath): Run {
+  // Plain `node`: no --experimental-vm-modules, no NODE_OPTIONS
+  const env = { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", NO_COLOR: "1" };
+  const child = spawn(process.execPath, [binPath, ...args], { cwd, env });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  return { child, output: () => output, exited };
+}
+
+async function waitForOutput(run: Run, regexp: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
+  const start = Date.now();
+  for (;;) {
+    const match = run.output().match(regexp);
+    if (match) return match;
+    if (run.child.exitCode !== null || Date.now() - start > timeout) {
+      throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+test("bin: --help prints options grouped by plugin and exits 0", async (t) => {
+  const run = runBin(t, ["--help"]);
+  assert.equal(await run.exited, 0);
+  const output = run.output();
+  assert.match(output, /Usage: miniflare \[script\] \[options\]/);
+  assert.match(output, /Core Options:/);
+  assert.match(output, /HTTP Options:/);
+  assert.match(output, /Bindings Options:/);
+  assert.match(output, /--compat-date/);
+  assert.match(output, /--text-blob/);
+});
+
+test("bin: --version prints the version", async (t) => {
+  const run = runBin(t, ["--version"]);
+  assert.equal(await run.exited, 0);
+  assert.equal(run.output().trim(), "2.14.4");
+});
+
+test("bin: a bad flag value prints the flag, value and expected type, exits 1", async (t) => {
+  let run = runBin(t, ["--port", "abc"]);
+  assert.equal(await run.exited, 1);
+  assert.match(run.output(), /Unexpected value for --port: "abc" \(expected number\)/);
+  run = runBin(t, ["--bogus"]);
+  assert.equal(await run.exited, 1);
+  assert.match(run.output(), /Unexpected option: --bogus/);
+});
+
+test("bin: serves a modules worker from wrangler.toml without Node flags", async (t) => {
+  const run = runBin(t, ["--port", "0"], path.join(rootPath, "examples", "hello"));
+  const [, port] = await waitForOutput(run, /Listening on 127\.0\.0\.1:(\d+)/);
+  const res = await fetch(`http://127.0.0.1:${port}/path`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "Hello from the hello example at /path!\n");
+  await waitForOutput(run, /GET \/path 200 OK/);
+  assert.match(run.output(), /\[mf:inf\] Worker reloaded! \(\d+B\)/);
+  run.child.kill("SIGINT");
+  assert.equal(await run.exited, 0);
+});
+
+test("bin: reports a worker syntax error with the file and exits 1", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, { "worker.js": "addEventListener('fetch', (e) => {\n  e.respondWith(new Response(\"x\")\n});\n" });
+  const run = runBin(t, ["worker.js", "--port", "0"], tmp);
+  assert.equal(await run.exited, 1);
+  assert.match(run.output(), /SyntaxError/);
+  assert.match(run.output(), /worker\.js:2/);
+});
+
+test("bin: a thrown error becomes a 500 with the stack, and the server keeps serving", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "worker.js": `addEventListener("fetch", (e) => {
+  if (new URL(e.request.url).pathname === "/throw") throw new Error("boom");
+  e.respondWith(new Response("ok"));
+});`,
+  });
+  const run = runBin(t, ["worker.js", "--port", "0"], tmp);
+  const [, port] = await waitForOutput(run, /Listening on 127\.0\.0\.1:(\d+)/);
+  const res = await fetch(`http://127.0.0.1:${port}/throw`);
+  assert.equal(res.status, 500);
+  const body = await res.text();
+  assert.match(body, /Error: boom/);
+  assert.match(body, /worker\.js:2/);
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "ok");
+  run.child.kill("SIGINT");
+  assert.equal(await run.exited, 0);
+});
