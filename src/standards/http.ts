@@ -1,0 +1,806 @@
+/**
+ * Workers `Request`, `Response` and `fetch`, behaving like Miniflare 2.14.4's
+ * (spec §2.2 fetch, §2.3 Request/Response/Headers/Body, §6 compatibility
+ * flags, §7 request context and gates).
+ *
+ * `Request` and `Response` wrap (not subclass) Node's built-in undici classes,
+ * reachable as `_kInner`. On top of them they add:
+ * - `Request#cf` (deep-cloned), `Response#encodeBody`, `Response#webSocket`
+ *   (with the status 101 rules), `Response#waitUntil()`;
+ * - own enumerable getters, so `Object.keys()` lists the body properties;
+ * - bodies that are always readable byte streams, with chunk validation,
+ *   optional input gating and copy-on-clone;
+ * - `formData()` with Miniflare 2's (busboy's) behaviour, optionally returning
+ *   files as strings (`formdata_parser_supports_files` off);
+ * - getters for properties Workers don't implement, which throw.
+ *
+ * `fetch` adds subrequest counting, gate waits, frozen-clock advancing,
+ * immutable input-gated responses and outgoing header massaging;
+ * `createCompatFetch` adds the request-context check and the
+ * `fetch_refuses_unknown_protocols` handling on top.
+ *
+ * Helpers live in http-base.ts (lazy built-ins, headers, streams),
+ * http-formdata.ts (form parsing) and http-log.ts (`logResponse`).
+ */
+import { createRequire } from "node:module";
+import type { MockAgent } from "undici";
+import type { Compatibility } from "../shared/compat.js";
+import { assertInRequest, getRequestContext } from "../shared/context.js";
+import type { Log } from "../shared/log.js";
+import { waitForOpenInputGate, waitForOpenOutputGate } from "../shared/sync/gate.js";
+import {
+  _isByteStream,
+  base,
+  brandBodyStream,
+  bufferSourceToArray,
+  buildNotBufferSourceError,
+  fixedLengthOf,
+  innerState,
+  isBufferSource,
+  isHeadersImmutable,
+  isNativelyImmutable,
+  makeHeadersImmutable,
+  makeHeadersMutable,
+} from "./http-base.js";
+import { formDataParserFor } from "./http-formdata.js";
+
+export {
+  _headersFromIncomingRequest,
+  _isBodyStream,
+  _isByteStream,
+  kBodyStreamBrand,
+  kFixedLength,
+  splitCookiesString,
+} from "./http-base.js";
+export { logResponse, type LogResponseOptions } from "./http-log.js";
+
+type BaseRequest = globalThis.Request;
+type BaseResponse = globalThis.Response;
+type BaseBody = BaseRequest | BaseResponse;
+
+/** The `cf` object of a request (incoming properties or fetch options) */
+export type CfProperties = Record<string, any>;
+export type IncomingRequestCfProperties = CfProperties;
+export type RequestInitCfProperties = CfProperties;
+
+export type BodyInit = globalThis.BodyInit;
+export type HeadersInit = globalThis.HeadersInit;
+
+const inspect = Symbol.for("nodejs.util.inspect.custom");
+
+export const _kInner = Symbol("kInner");
+const kBodyStream = Symbol("kBodyStream");
+const kInputGated = Symbol("kInputGated");
+const kFormDataFiles = Symbol("kFormDataFiles");
+const kCloned = Symbol("kCloned");
+/** url/redirected/urlList of a fetch response whose inner had to be rebuilt */
+const kResponseInfo = Symbol("kResponseInfo");
+export const kWaitUntil = Symbol("kWaitUntil");
+
+interface ResponseInfo {
+  url: string;
+  redirected: boolean;
+  urlList?: URL[];
+}
+
+function defineHidden(object: object, key: symbol, value: unknown): void {
+  Object.defineProperty(object, key, { value, writable: true, configurable: true });
+}
+
+function makeEnumerable(prototype: object, instance: object, keys: readonly string[]): void {
+  for (const key of keys) {
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, key)!;
+    descriptor.enumerable = true;
+    Object.defineProperty(instance, key, descriptor);
+  }
+}
+
+function unimplemented(klass: "Request" | "Response", property: string): never {
+  throw new Error(
+    `Failed to get the '${property}' property on '${klass}': the property is not implemented.`
+  );
+}
+
+function nonCircularClone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value));
+}
+
+// Set while fetch() wraps undici's response: its immutable headers are wanted
+let keepImmutableHeaders = false;
+
+/**
+ * Response headers made immutable by undici itself (fetch responses,
+ * `Response.redirect()`) can't be made mutable again, so such responses are
+ * rebuilt (Miniflare 2 reset undici's headers guard instead).
+ */
+function adoptResponse(inner: BaseResponse): [BaseResponse, ResponseInfo | undefined] {
+  if (keepImmutableHeaders || !isNativelyImmutable(inner.headers)) return [inner, undefined];
+  try {
+    const rebuilt = new (base().Response)(inner.body, {
+      status: inner.status,
+      statusText: inner.statusText,
+      headers: inner.headers,
+    });
+    const info = { url: inner.url, redirected: inner.redirected, urlList: innerState(inner)?.urlList };
+    return [rebuilt, info];
+  } catch {
+    // e.g. Response.error()'s status 0: keep as is
+    return [inner, undefined];
+  }
+}
+
+const enumerableBodyKeys = ["body", "bodyUsed", "headers"] as const;
+
+/** Body mixin shared by `Request` and `Response`, wrapping an undici body */
+export class Body<Inner extends BaseBody = BaseBody> {
+  declare [_kInner]: Inner;
+  declare [kInputGated]: boolean;
+  declare [kFormDataFiles]: boolean;
+  declare [kCloned]: boolean;
+  declare [kBodyStream]: ReadableStream<Uint8Array> | undefined;
+  declare [kResponseInfo]: ResponseInfo | undefined;
+
+  constructor(inner: Inner) {
+    let info: ResponseInfo | undefined;
+    if (inner instanceof base().Response) {
+      [inner, info] = adoptResponse(inner) as [Inner, ResponseInfo | undefined];
+    }
+    defineHidden(this, _kInner, inner);
+    defineHidden(this, kInputGated, false);
+    defineHidden(this, kFormDataFiles, true);
+    defineHidden(this, kCloned, false);
+    defineHidden(this, kBodyStream, undefined);
+    defineHidden(this, kResponseInfo, info);
+    makeEnumerable(Body.prototype, this, enumerableBodyKeys);
+  }
+
+  [inspect](): Inner {
+    return this[_kInner];
+  }
+
+  get headers(): Headers {
+    return this[_kInner].headers;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    const body = this[_kInner].body;
+    if (body === null) return null;
+    let stream = this[kBodyStream];
+    if (stream !== undefined) return stream;
+    if (!this[kInputGated] && _isByteStream(body)) {
+      stream = body;
+    } else {
+      stream = this.#createByteStream(body);
+    }
+    brandBodyStream(stream, this.headers.get("content-length"));
+    this[kBodyStream] = stream;
+    return stream;
+  }
+
+  // Wraps undici's body in a byte stream that validates chunks, waits for the
+  // input gate if gated, and copies chunks of cloned bodies (enqueuing a chunk
+  // in a byte stream detaches its buffer, which the other clone may share)
+  #createByteStream(body: ReadableStream<unknown>): ReadableStream<Uint8Array> {
+    let reader: ReadableStreamDefaultReader<unknown> | undefined;
+    const source: UnderlyingByteSource = {
+      type: "bytes",
+      pull: async (controller) => {
+        reader ??= body.getReader();
+        let { done, value } = await reader.read();
+        while (!done && isBufferSource(value) && value.byteLength === 0) {
+          ({ done, value } = await reader.read());
+        }
+        if (this[kInputGated]) await waitForOpenInputGate();
+        if (isBufferSource(value)) {
+          if (value.byteLength) {
+            let array = bufferSourceToArray(value);
+            // Also copy views into larger buffers (e.g. Node's Buffer pool):
+            // never detach memory we don't own outright
+            if (this[kCloned] || array.byteLength !== array.buffer.byteLength) {
+              array = array.slice();
+            }
+            controller.enqueue(array as Uint8Array<ArrayBuffer>);
+          }
+        } else if (value) {
+          return controller.error(new TypeError(buildNotBufferSourceError(value)));
+        }
+        if (done) {
+          controller.close();
+          controller.byobRequest?.respond(0);
+        }
+      },
+      cancel: (reason) => {
+        reader ??= body.getReader();
+        return reader.cancel(reason);
+      },
+    };
+    return new ReadableStream(source);
+  }
+
+  get bodyUsed(): boolean {
+    return this[_kInner].bodyUsed;
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const body = await this[_kInner].arrayBuffer();
+    if (this[kInputGated]) await waitForOpenInputGate();
+    return body;
+  }
+
+  async blob(): Promise<Blob> {
+    const body = await this[_kInner].blob();
+    if (this[kInputGated]) await waitForOpenInputGate();
+    return body;
+  }
+
+  async formData(): Promise<FormData> {
+    const contentType = this.headers.get("content-type");
+    if (contentType === null) {
+      throw new TypeError("Parsing a Body as FormData requires a Content-Type header.");
+    }
+    const parse = formDataParserFor(contentType);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await this[_kInner].arrayBuffer());
+    } catch (e) {
+      throw new TypeError(e instanceof Error ? e.message : String(e));
+    }
+    const formData = parse(bytes, this[kFormDataFiles], base());
+    if (this[kInputGated]) await waitForOpenInputGate();
+    return formData;
+  }
+
+  async json<T = any>(): Promise<T> {
+    const body = (await this[_kInner].json()) as T;
+    if (this[kInputGated]) await waitForOpenInputGate();
+    return body;
+  }
+
+  async text(): Promise<string> {
+    const body = await this[_kInner].text();
+    if (this[kInputGated]) await waitForOpenInputGate();
+    return body;
+  }
+}
+
+/** Makes reading the body (and its consumers) wait for the input gate */
+export function withInputGating<B extends Body>(body: B): B {
+  body[kInputGated] = true;
+  return body;
+}
+
+/** Makes `formData()` return file parts as strings */
+export function withStringFormDataFiles<B extends Body>(body: B): B {
+  body[kFormDataFiles] = false;
+  return body;
+}
+
+/** Makes the headers throw `TypeError("immutable")` when mutated */
+export function withImmutableHeaders<B extends Body>(body: B): B {
+  makeHeadersImmutable(body.headers);
+  return body;
+}
+
+// ---------------------------------------------------------------------------
+// Request
+// ---------------------------------------------------------------------------
+
+export interface RequestInit extends globalThis.RequestInit {
+  cf?: CfProperties;
+  duplex?: "half";
+}
+
+export type RequestInfo = string | URL | Request | BaseRequest;
+
+const enumerableRequestKeys = ["cf", "signal", "redirect", "url", "method"] as const;
+
+// Keys of RequestInit that undici understands (others, e.g. cf, are dropped)
+const requestInitKeys = [
+  "method",
+  "keepalive",
+  "headers",
+  "body",
+  "redirect",
+  "integrity",
+  "signal",
+  "credentials",
+  "mode",
+  "referrer",
+  "referrerPolicy",
+  "window",
+  "dispatcher",
+  "duplex",
+] as const;
+
+function cloneRequestInit(init: object): RequestInit {
+  const result: Record<string, unknown> = {};
+  for (const key of requestInitKeys) {
+    if (key in init) result[key] = (init as Record<string, unknown>)[key];
+  }
+  return result as RequestInit;
+}
+
+export class Request extends Body<BaseRequest> {
+  #cf?: CfProperties;
+
+  constructor(input: RequestInfo, init?: RequestInit | Request) {
+    const { Request: BaseRequest } = base();
+    const contentLength = fixedLengthOf(init?.body);
+    const cf =
+      typeof input === "object" && input !== null && #cf in input
+        ? (init?.cf ?? input.#cf)
+        : init?.cf;
+
+    let inner: BaseRequest;
+    if (input instanceof BaseRequest && !init) {
+      inner = input;
+    } else {
+      if (input instanceof Request) input = input[_kInner];
+      let baseInit: RequestInit | undefined;
+      if (init) {
+        baseInit = cloneRequestInit(init instanceof Request ? init[_kInner] : init);
+        // Copy ArrayBuffers so undici doesn't detach the caller's buffer
+        if (baseInit.body instanceof ArrayBuffer) {
+          baseInit.body = baseInit.body.slice(0);
+        }
+        if (baseInit.body instanceof ReadableStream) baseInit.duplex = "half";
+      }
+      inner = new BaseRequest(input as string | URL | BaseRequest, baseInit);
+    }
+    super(inner);
+    this.#cf = cf ? nonCircularClone(cf) : undefined;
+    if (contentLength !== undefined) {
+      this.headers.set("content-length", contentLength.toString());
+    }
+    makeEnumerable(Request.prototype, this, enumerableRequestKeys);
+  }
+
+  clone(): Request {
+    const innerClone = this[_kInner].clone();
+    // undici replaced our inner body with one branch of a tee
+    this[kBodyStream] = undefined;
+    const clone = new Request(innerClone);
+    clone[kInputGated] = this[kInputGated];
+    clone[kFormDataFiles] = this[kFormDataFiles];
+    if (isHeadersImmutable(this.headers)) makeHeadersImmutable(clone.headers);
+    clone.#cf = this.#cf ? nonCircularClone(this.#cf) : undefined;
+    this[kCloned] = true;
+    clone[kCloned] = true;
+    return clone;
+  }
+
+  get method(): string {
+    return this[_kInner].method;
+  }
+
+  get url(): string {
+    return this[_kInner].url;
+  }
+
+  get redirect(): RequestRedirect {
+    return this[_kInner].redirect;
+  }
+
+  get signal(): AbortSignal {
+    return this[_kInner].signal;
+  }
+
+  get cf(): CfProperties | undefined {
+    return this.#cf;
+  }
+
+  get context(): never {
+    return unimplemented("Request", "context");
+  }
+
+  get mode(): never {
+    return unimplemented("Request", "mode");
+  }
+
+  get credentials(): never {
+    return unimplemented("Request", "credentials");
+  }
+
+  get integrity(): never {
+    return unimplemented("Request", "integrity");
+  }
+
+  get cache(): never {
+    return unimplemented("Request", "cache");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Response
+// ---------------------------------------------------------------------------
+
+export interface ResponseInit extends globalThis.ResponseInit {
+  encodeBody?: "automatic" | "manual";
+  /** The worker's end of a `WebSocketPair`; requires status 101 */
+  webSocket?: any;
+}
+
+const nullBodyStatus = [101, 204, 205, 304];
+
+const enumerableResponseKeys = [
+  "webSocket",
+  "url",
+  "redirected",
+  "ok",
+  "statusText",
+  "status",
+] as const;
+
+export class Response extends Body<BaseResponse> {
+  static redirect(url: string | URL, status = 302): Response {
+    const res = base().Response.redirect(url, status);
+    return new Response(res.body, res);
+  }
+
+  static json(data: any, init?: ResponseInit | Response): Response {
+    const res = base().Response.json(data, init as globalThis.ResponseInit);
+    return new Response(res.body, res);
+  }
+
+  #encodeBody: "automatic" | "manual" = "automatic";
+  #status?: number;
+  #webSocket?: any;
+  declare [kWaitUntil]: Promise<unknown[]> | undefined;
+
+  constructor(body?: BodyInit | null, init?: ResponseInit | Response | BaseResponse) {
+    const { Response: BaseResponse } = base();
+    const contentLength = fixedLengthOf(body);
+    let encodeBody: string | undefined;
+    let status: number | undefined;
+    let webSocket: any;
+
+    let inner: BaseResponse;
+    if (init instanceof BaseResponse && body === init.body) {
+      inner = init;
+    } else {
+      if (body instanceof ArrayBuffer) body = body.slice(0);
+      let baseInit: globalThis.ResponseInit | BaseResponse | undefined;
+      if (init instanceof Response) {
+        encodeBody = init.#encodeBody;
+        status = init.#status;
+        webSocket = init.#webSocket;
+        baseInit = init[_kInner];
+      } else if (init && !(init instanceof BaseResponse)) {
+        encodeBody = init.encodeBody;
+        if (init.webSocket) {
+          if (init.status !== 101) {
+            throw new RangeError("Responses with a WebSocket must have status code 101.");
+          }
+          status = init.status;
+          webSocket = init.webSocket;
+          // undici rejects 101, so the inner response pretends to be a 200
+          init = { ...init, status: 200 };
+        }
+        if (init.status !== undefined && nullBodyStatus.includes(init.status) && body === "") {
+          body = null;
+        }
+        baseInit = init;
+      } else {
+        baseInit = init;
+      }
+      inner = new BaseResponse(body, baseInit);
+    }
+    super(inner);
+
+    encodeBody ??= "automatic";
+    if (encodeBody !== "automatic" && encodeBody !== "manual") {
+      throw new TypeError(`encodeBody: unexpected value: ${encodeBody}`);
+    }
+    this.#encodeBody = encodeBody;
+    this.#status = status;
+    this.#webSocket = webSocket;
+    if (contentLength !== undefined) {
+      this.headers.set("content-length", contentLength.toString());
+    }
+    makeEnumerable(Response.prototype, this, enumerableResponseKeys);
+    defineHidden(this, kWaitUntil, undefined);
+  }
+
+  clone(): Response {
+    if (this.#webSocket) {
+      throw new TypeError("Cannot clone a response to a WebSocket handshake.");
+    }
+    const innerClone = this[_kInner].clone();
+    // undici replaced our inner body with one branch of a tee
+    this[kBodyStream] = undefined;
+    const clone = new Response(innerClone.body, innerClone);
+    clone[kInputGated] = this[kInputGated];
+    clone[kFormDataFiles] = this[kFormDataFiles];
+    clone.#encodeBody = this.#encodeBody;
+    clone.#status = this.#status;
+    clone[kWaitUntil] = this[kWaitUntil];
+    clone[kResponseInfo] ??= this[kResponseInfo];
+    this[kCloned] = true;
+    clone[kCloned] = true;
+    return clone;
+  }
+
+  get encodeBody(): "automatic" | "manual" {
+    return this.#encodeBody;
+  }
+
+  get webSocket(): any {
+    return this.#webSocket;
+  }
+
+  /** Resolves to the results of the waitUntil promises of the handler */
+  waitUntil(): Promise<unknown[]> {
+    return this[kWaitUntil] ?? Promise.resolve([]);
+  }
+
+  get status(): number {
+    return this.#status ?? this[_kInner].status;
+  }
+
+  get statusText(): string {
+    return this[_kInner].statusText;
+  }
+
+  get ok(): boolean {
+    return this[_kInner].ok;
+  }
+
+  get redirected(): boolean {
+    return this[kResponseInfo]?.redirected ?? this[_kInner].redirected;
+  }
+
+  get url(): string {
+    return this[kResponseInfo]?.url ?? this[_kInner].url;
+  }
+
+  get type(): never {
+    return unimplemented("Response", "type");
+  }
+
+  get useFinalUrl(): never {
+    return unimplemented("Response", "useFinalUrl");
+  }
+}
+
+/** Attaches a handler's waitUntil promise, wrapping a built-in Response */
+export function withWaitUntil(
+  res: Response | BaseResponse,
+  waitUntil: Promise<unknown[]>
+): Response {
+  const resWaitUntil = res instanceof Response ? res : new Response(res.body, res);
+  resWaitUntil[kWaitUntil] = waitUntil;
+  return resWaitUntil;
+}
+
+/** The URLs a response went through (redirects included), if known */
+export function _getURLList(res: Response | BaseResponse): URL[] | undefined {
+  if (res instanceof Response) {
+    return res[kResponseInfo]?.urlList ?? innerState(res[_kInner])?.urlList;
+  }
+  return innerState(res)?.urlList;
+}
+
+/** The actual length of a response's body, if known without reading it */
+export function _getBodyLength(res: Response | BaseResponse): number | undefined {
+  if (res instanceof Response) res = res[_kInner];
+  return innerState(res)?.body?.length ?? undefined;
+}
+
+// ---------------------------------------------------------------------------
+// fetch
+// ---------------------------------------------------------------------------
+
+export const _kLoopHeader = "MF-Loop";
+
+// undici adds these to every request: only send them if the user set them
+const kDefaultHeadersToRemove = ["accept", "accept-language", "sec-fetch-mode", "user-agent"];
+const methodsExpectingPayload = ["PUT", "POST", "PATCH"];
+
+/** Anything undici can dispatch through (Agent, MockAgent, ...) */
+export interface DispatcherLike {
+  dispatch(options: any, handler: any): boolean;
+  close?(...args: any[]): any;
+  destroy?(...args: any[]): any;
+  isMockActive?: boolean;
+}
+
+function isDispatcher(value: unknown): value is DispatcherLike {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as DispatcherLike).dispatch === "function" &&
+    typeof (value as DispatcherLike).destroy === "function"
+  );
+}
+
+const globalDispatcherSymbol = Symbol.for("undici.globalDispatcher.1");
+
+function getGlobalDispatcher(): DispatcherLike | undefined {
+  return (globalThis as unknown as Record<symbol, DispatcherLike | undefined>)[
+    globalDispatcherSymbol
+  ];
+}
+
+/** Removes headers undici added from each dispatched request */
+class MiniflareDispatcher implements DispatcherLike {
+  readonly #inner: DispatcherLike;
+  readonly #removeHeaders: string[];
+
+  constructor(inner: DispatcherLike, removeHeaders: string[]) {
+    this.#inner = inner;
+    this.#removeHeaders = removeHeaders;
+  }
+
+  dispatch(options: { headers?: unknown }, handler: unknown): boolean {
+    const headers = options.headers;
+    if (Array.isArray(headers)) {
+      let i = 0;
+      while (i < headers.length) {
+        if (this.#removeHeaders.includes(String(headers[i]).toLowerCase())) {
+          headers.splice(i, 2);
+        } else {
+          i += 2;
+        }
+      }
+    } else if (typeof headers === "object" && headers !== null) {
+      const record = headers as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        if (this.#removeHeaders.includes(key.toLowerCase())) delete record[key];
+      }
+    }
+    return this.#inner.dispatch(options, handler);
+  }
+
+  close(...args: any[]): any {
+    return this.#inner.close?.(...args);
+  }
+
+  destroy(...args: any[]): any {
+    return this.#inner.destroy?.(...args);
+  }
+
+  get isMockActive(): boolean {
+    return this.#inner.isMockActive ?? false;
+  }
+}
+
+/**
+ * Miniflare's fetch. Bind `this` to an undici dispatcher (e.g. a `MockAgent`
+ * from `createFetchMock()`) to send requests through it.
+ */
+export async function fetch(
+  this: unknown,
+  input: RequestInfo,
+  init?: RequestInit | Request
+): Promise<Response> {
+  const ctx = getRequestContext();
+  ctx?.incrementExternalSubrequests();
+  await waitForOpenOutputGate();
+
+  const req = new Request(input, init);
+  makeHeadersMutable(req.headers);
+  // Host is derived from the URL, CF-Connecting-IP is for incoming requests
+  req.headers.delete("host");
+  req.headers.delete("cf-connecting-ip");
+  // Lets an upstream Miniflare detect loops
+  req.headers.set(_kLoopHeader, String(ctx?.requestDepth ?? 1));
+  // undici rejects Content-Length: 0 on requests without payloads
+  if (
+    !methodsExpectingPayload.includes(req.method) &&
+    req.headers.get("content-length") === "0"
+  ) {
+    req.headers.delete("content-length");
+  }
+  const removeHeaders = kDefaultHeadersToRemove.filter((header) => !req.headers.has(header));
+
+  const innerDispatcher = isDispatcher(this) ? this : getGlobalDispatcher();
+  const fetchInit =
+    innerDispatcher === undefined
+      ? undefined
+      : ({ dispatcher: new MiniflareDispatcher(innerDispatcher, removeHeaders) } as RequestInit);
+  const baseRes = await base().fetch(req[_kInner], fetchInit);
+
+  // Each followed redirect is another subrequest
+  if (baseRes.redirected && ctx) {
+    const urlList = _getURLList(baseRes);
+    if (urlList) ctx.incrementExternalSubrequests(urlList.length - 1);
+  }
+
+  let res: Response;
+  keepImmutableHeaders = true;
+  try {
+    res = new Response(nullBodyStatus.includes(baseRes.status) ? null : baseRes.body, baseRes);
+  } finally {
+    keepImmutableHeaders = false;
+  }
+  makeHeadersImmutable(res.headers);
+
+  await waitForOpenInputGate();
+  ctx?.advanceCurrentTime();
+  return withInputGating(res);
+}
+
+/** Creates an undici `MockAgent` to pass as the `fetchMock` option */
+export function createFetchMock(): MockAgent {
+  // npm undici is heavy: only load it when a mock is actually wanted
+  const require = createRequire(import.meta.url);
+  const { MockAgent } = require("undici") as typeof import("undici");
+  return new MockAgent();
+}
+
+export function _urlFromRequestInput(input: RequestInfo): URL {
+  if (input instanceof URL) return input;
+  if (input instanceof Request || input instanceof base().Request) {
+    return new URL(input.url);
+  }
+  return new URL(input);
+}
+
+export function _buildUnknownProtocolWarning(url: URL): string {
+  let warning =
+    "Worker passed an invalid URL to fetch(). URLs passed to fetch() must " +
+    "begin with either 'http:' or 'https:', not '" +
+    url.protocol +
+    "'. Due to a historical bug, any other protocol used here will be " +
+    "treated the same as 'http:'. We plan to correct this bug in the future, " +
+    "so please update your Worker to use 'http:' or 'https:' for all fetch() " +
+    "URLs.";
+  if (url.protocol === "ws:" || url.protocol === "wss:") {
+    warning +=
+      " Note that fetch() treats WebSockets as a special kind of HTTP " +
+      "request, therefore WebSockets should use 'http:'/'https:', not " +
+      "'ws:'/'wss:'.";
+  }
+  return warning;
+}
+
+export type FetchFunction = (
+  input: RequestInfo,
+  init?: RequestInit | Request
+) => Promise<Response>;
+
+export interface CompatFetchContext {
+  log: Log;
+  compat: Compatibility;
+  globalAsyncIO?: boolean;
+  /** Dispatcher for the default inner fetch (ignored if `inner` is given) */
+  fetchMock?: unknown;
+}
+
+/**
+ * The worker-facing fetch: throws outside a request unless `globalAsyncIO`,
+ * refuses (or warns about and rewrites to http:) unknown protocols, and
+ * returns file parts as strings from `formData()` unless
+ * `formdata_parser_supports_files`.
+ */
+export function createCompatFetch(
+  { log, compat, globalAsyncIO, fetchMock }: CompatFetchContext,
+  inner?: FetchFunction
+): FetchFunction {
+  inner ??= fetchMock === undefined ? fetch : fetch.bind(fetchMock);
+  const innerFetch = inner;
+  const refusesUnknown = compat.isEnabled("fetch_refuses_unknown_protocols");
+  const formDataFiles = compat.isEnabled("formdata_parser_supports_files");
+  return async (input, init) => {
+    if (!globalAsyncIO) assertInRequest();
+    const url = _urlFromRequestInput(input);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      if (refusesUnknown) {
+        throw new TypeError(`Fetch API cannot load: ${url.toString()}`);
+      }
+      log.warn(_buildUnknownProtocolWarning(url));
+      // Keep everything but the URL from the input
+      if (init) {
+        init = new Request(input, init);
+      } else if (input instanceof base().Request) {
+        init = new Request(input);
+      } else if (input instanceof Request) {
+        init = input;
+      }
+      input = url.toString().replace(url.protocol, "http:");
+    }
+    let res = await innerFetch(input, init);
+    if (!formDataFiles) res = withStringFormDataFiles(res);
+    return res;
+  };
+}

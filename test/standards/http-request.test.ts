@@ -1,0 +1,440 @@
+// Tests for the Request wrapper and withImmutableHeaders (spec §2.3)
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { InputGate } from "../../src/shared/sync/gate.js";
+import {
+  Body,
+  Request,
+  Response,
+  _getBodyLength,
+  _headersFromIncomingRequest,
+  _isBodyStream,
+  _isByteStream,
+  _kInner,
+  kFixedLength,
+  withImmutableHeaders,
+  withInputGating,
+  withStringFormDataFiles,
+  withWaitUntil,
+} from "../../src/standards/http.js";
+
+const BaseRequest = globalThis.Request;
+const BaseResponse = globalThis.Response;
+
+const cf = { country: "GB", nested: { a: [1, 2] } };
+const utf8Encode = (s: string) => new TextEncoder().encode(s);
+const utf8Decode = (a?: Uint8Array) => new TextDecoder().decode(a);
+
+function unimplementedMessage(klass: string, property: string): RegExp {
+  return new RegExp(
+    `^Failed to get the '${property}' property on '${klass}': the property is not implemented\\.$`
+  );
+}
+
+async function byobReadFirstChunk(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  assert(body);
+  const reader = body.getReader({ mode: "byob" });
+  const result = await reader.read(new Uint8Array(32));
+  return utf8Decode(result.value);
+}
+
+async function streamText(stream: ReadableStream<Uint8Array> | null): Promise<string> {
+  assert(stream);
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
+function triggerPromise<T>(): [(value: T) => void, Promise<T>] {
+  let trigger!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (trigger = resolve));
+  return [trigger, promise];
+}
+
+// Runs closure with a closed input gate, checking it only resolves once the
+// gate has been reopened
+async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
+  const inputGate = new InputGate();
+  const [openTrigger, openPromise] = triggerPromise<void>();
+  const events: string[] = [];
+  const promise = inputGate.runWith(async () => {
+    void inputGate.runWithClosed(() => openPromise);
+    const result = await closure();
+    events.push("resolved");
+    return result;
+  });
+  await sleep(50);
+  events.push("opened");
+  openTrigger();
+  const result = await promise;
+  assert.deepEqual(events, ["opened", "resolved"]);
+  return result;
+}
+
+// Checks closure resolves even though the current input gate is closed
+async function ignoresInputGate(closure: () => Promise<unknown>): Promise<void> {
+  const inputGate = new InputGate();
+  const [openTrigger, openPromise] = triggerPromise<void>();
+  await inputGate.runWith(async () => {
+    void inputGate.runWithClosed(() => openPromise);
+    await closure();
+  });
+  openTrigger();
+}
+
+// ---------------------------------------------------------------------------
+// Request
+// ---------------------------------------------------------------------------
+
+test("Request: constructing from BaseRequest doesn't create new BaseRequest unless required", () => {
+  const controller = new AbortController();
+  const base = new BaseRequest("http://localhost", {
+    method: "POST",
+    keepalive: true,
+    headers: { "Content-Type": "text/html" },
+    body: "<p>test</p>",
+    redirect: "follow",
+    integrity: "sha256-BpfBw7ivV8q2jLiT13fxDYAe2tJllusRSZ273h2nFSE=",
+    signal: controller.signal,
+  });
+  let req = new Request(base);
+  assert.equal(req[_kInner], base);
+  assert.equal(req.headers, base.headers);
+  assert.equal(req.method, base.method);
+  assert.equal(req.redirect, base.redirect);
+  assert.equal(req.url, base.url);
+  assert.equal(req.signal, base.signal);
+
+  req = new Request(base, { method: "PATCH" });
+  assert.notEqual(req[_kInner], base);
+  assert.equal(req.method, "PATCH");
+});
+
+test("Request: can construct new Request from existing Request", async () => {
+  const req = new Request("http://localhost", { method: "POST", body: "body", cf });
+  const req2 = new Request(req);
+  assert.notEqual(req2.headers, req.headers);
+  assert.notEqual(req2.body, req.body);
+  assert.notEqual(req2.cf, req.cf);
+  assert.equal(req2.method, "POST");
+  assert.equal(await req2.text(), "body");
+  assert.deepEqual(req2.cf, cf);
+});
+
+test("Request: can use existing Request as init", async () => {
+  const req = new Request("http://localhost/a", {
+    method: "PUT",
+    headers: { "X-Key": "value" },
+    body: "body",
+    cf,
+  });
+  const req2 = new Request("http://localhost/b", req);
+  assert.equal(req2.url, "http://localhost/b");
+  assert.equal(req2.method, "PUT");
+  assert.equal(req2.headers.get("X-Key"), "value");
+  assert.deepEqual(req2.cf, cf);
+  assert.equal(await req2.text(), "body");
+});
+
+test("Request: can construct new Request with stream body", async () => {
+  let stream = new ReadableStream({
+    start(controller) {
+      controller.enqueue(utf8Encode("chunk1"));
+      controller.close();
+    },
+  });
+  const init = { method: "POST", body: stream };
+  const initClone = { ...init };
+  let req = new Request("http://localhost", init);
+  // init isn't mutated (duplex is set on a copy)
+  assert.deepEqual(init, initClone);
+  assert.equal(await req.text(), "chunk1");
+
+  stream = new ReadableStream({
+    type: "bytes",
+    start(controller) {
+      controller.enqueue(utf8Encode("chunk2"));
+      controller.close();
+    },
+  });
+  req = new Request("http://localhost", { method: "POST", body: stream });
+  assert.equal(await req.text(), "chunk2");
+});
+
+test("Request: supports non-standard properties", () => {
+  const req = new Request("http://localhost", { method: "POST", cf });
+  assert.equal(req.method, "POST");
+  assert.deepEqual(req.cf, cf);
+  assert.notEqual(req.cf, cf);
+  assert.notEqual(req.cf!.nested, cf.nested);
+  assert.equal(new Request("http://localhost").cf, undefined);
+});
+
+test("Request: cf defaults to input.cf", () => {
+  const req = new Request("http://localhost", { method: "POST", cf });
+  const req2 = new Request(req);
+  assert.deepEqual(req.cf, req2.cf);
+  assert.notEqual(req.cf, req2.cf);
+});
+
+test("Request: init.cf overrides input.cf", () => {
+  const req = new Request("http://localhost", { method: "POST", cf });
+  const req2 = new Request(req, { cf: { cacheKey: "test" } });
+  assert.notDeepEqual(req.cf, req2.cf);
+  assert.equal(req2.cf?.cacheKey, "test");
+});
+
+test("Request: doesn't detach ArrayBuffers", async () => {
+  const buffer = utf8Encode("test1").buffer;
+  let req = new Request("http://localhost", { method: "POST", body: buffer });
+  assert.equal(await streamText(req.body), "test1");
+  req = new Request("http://localhost", { method: "POST", body: buffer });
+  assert.equal(await streamText(req.body), "test1");
+  assert.equal(buffer.byteLength, 5);
+
+  const array = utf8Encode("test2");
+  req = new Request("http://localhost", { method: "POST", body: array });
+  assert.equal(await streamText(req.body), "test2");
+  req = new Request("http://localhost", { method: "POST", body: array });
+  assert.equal(await streamText(req.body), "test2");
+});
+
+test("Request: clone: copies cf", () => {
+  const req = new Request("http://localhost", { method: "POST", cf });
+  const req2 = req.clone();
+  assert.equal(req2.method, "POST");
+  assert.deepEqual(req2.cf, cf);
+  assert.notEqual(req2.cf, req.cf);
+
+  assert.equal(Object.getPrototypeOf(req2), Request.prototype);
+  const req3 = req2.clone();
+  assert.equal(req3.method, "POST");
+  assert.deepEqual(req3.cf, cf);
+  assert.notEqual(req3.cf, req2.cf);
+});
+
+test("Request: clones stream bodies", async () => {
+  let stream = new ReadableStream({
+    start(controller) {
+      controller.enqueue(utf8Encode("chunk1"));
+      controller.close();
+    },
+  });
+  let req = new Request("http://localhost", { method: "POST", body: stream });
+  let clone = req.clone();
+  assert(req.body !== null && clone.body !== null);
+  assert(_isByteStream(req.body));
+  assert(_isByteStream(clone.body));
+  assert.equal(await req.text(), "chunk1");
+  assert.equal(await clone.text(), "chunk1");
+
+  stream = new ReadableStream({
+    type: "bytes",
+    start(controller) {
+      controller.enqueue(utf8Encode("chunk2"));
+      controller.close();
+    },
+  });
+  req = new Request("http://localhost", { method: "POST", body: stream });
+  clone = req.clone();
+  assert(req.body !== null && clone.body !== null);
+  assert(_isByteStream(req.body));
+  assert(_isByteStream(clone.body));
+  assert.equal(await req.text(), "chunk2");
+  assert.equal(await clone.text(), "chunk2");
+});
+
+test("Request: can be input gated", async () => {
+  const req = withInputGating(new Request("http://localhost", { method: "POST", body: "body" }));
+  assert(req instanceof Body);
+  await waitsForInputGate(() => req.text());
+});
+
+test("Request: clone retains input gated option", async () => {
+  const req = withInputGating(new Request("http://localhost", { method: "POST", body: "body" }));
+  const clone = req.clone();
+  await waitsForInputGate(() => clone.text());
+});
+
+test("Request: clone retains form data file parsing option", async () => {
+  const formData = new FormData();
+  formData.append("file", new File(["test"], "test.txt"));
+
+  let req = new Request("https://host", { method: "POST", body: formData });
+  let clone = req.clone();
+  let resFormData = await clone.formData();
+  const file = resFormData.get("file");
+  assert(file instanceof File);
+  assert.equal(await file.text(), "test");
+  assert.equal(file.name, "test.txt");
+
+  req = new Request("https://host", { method: "POST", body: formData });
+  req = withStringFormDataFiles(req);
+  clone = req.clone();
+  resFormData = await clone.formData();
+  assert.equal(resFormData.get("file"), "test");
+});
+
+test("Request: Object.keys() returns getters", () => {
+  const req = new Request("http://localhost", { headers: { "X-Key": "value " } });
+  assert.deepEqual(Object.keys(req), [
+    "body",
+    "bodyUsed",
+    "headers",
+    "cf",
+    "signal",
+    "redirect",
+    "url",
+    "method",
+  ]);
+  assert.deepEqual(Object.getOwnPropertyNames(req).sort(), Object.keys(req).sort());
+});
+
+test("Request: can mutate forbidden headers after construction", () => {
+  const forbiddenHeaderNames = [
+    "accept-charset",
+    "accept-encoding",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "connection",
+    "content-length",
+    "cookie",
+    "cookie2",
+    "date",
+    "dnt",
+    "expect",
+    "host",
+    "keep-alive",
+    "origin",
+    "referer",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "via",
+  ];
+  const req = new Request("http://localhost");
+  for (const header of forbiddenHeaderNames) {
+    req.headers.set(header, "value");
+    assert.equal(req.headers.get(header), "value");
+  }
+  const req2 = req.clone();
+  for (const header of forbiddenHeaderNames) {
+    assert.equal(req2.headers.get(header), "value");
+    req2.headers.set(header, "value2");
+    assert.equal(req2.headers.get(header), "value2");
+  }
+});
+
+test("Request: can use byob reader for body", async () => {
+  const { body } = new Request("https://a", { method: "POST", body: "body" });
+  assert.equal(await byobReadFirstChunk(body), "body");
+});
+
+test("Request: can use byob reader when cloning", async () => {
+  let req = new Request("https://a", { method: "POST", body: "body" });
+  let clone = req.clone();
+  assert.equal(await byobReadFirstChunk(req.body), "body");
+  assert.equal(await byobReadFirstChunk(clone.body), "body");
+
+  req = new Request("https://a", { method: "POST", body: "body" });
+  clone = req.clone();
+  assert.equal(await byobReadFirstChunk(clone.body), "body");
+  assert.equal(await byobReadFirstChunk(req.body), "body");
+});
+
+test("Request: should be locked when attaching a reader", () => {
+  const req = new Request("http://localhost", { method: "POST", body: "body" });
+  assert(req.body instanceof ReadableStream);
+  assert.equal(req.body.locked, false);
+  const reader = req.body.getReader();
+  assert(reader instanceof ReadableStreamDefaultReader);
+  assert.equal(req.body.locked, true);
+});
+
+test("Request: should reset bodyStream when body is cloned", async () => {
+  const reqBody = new ArrayBuffer(10);
+  const req = new Request("http://localhost", { method: "POST", body: reqBody });
+  const bodyStream = req.body;
+  assert(bodyStream instanceof ReadableStream);
+  const cloneReq = req.clone();
+  assert.deepEqual(await cloneReq.arrayBuffer(), reqBody);
+  assert(req.body);
+  for await (const chunk of req.body as unknown as AsyncIterable<unknown>) {
+    assert(chunk instanceof Uint8Array);
+  }
+  assert.notEqual(bodyStream, req.body);
+});
+
+test("Request: access to unimplemented properties throws error", () => {
+  const req = new Request("https://a");
+  for (const property of ["context", "mode", "credentials", "integrity", "cache"] as const) {
+    assert.throws(() => req[property], {
+      name: "Error",
+      message: unimplementedMessage("Request", property),
+    });
+  }
+});
+
+test("Request: sets Content-Length for fixed length stream bodies", () => {
+  const stream = new ReadableStream();
+  Object.defineProperty(stream, kFixedLength, { value: 3 });
+  const req = new Request("http://localhost", { method: "POST", body: stream });
+  assert.equal(req.headers.get("Content-Length"), "3");
+});
+
+test("Request: instanceof works for wrapper classes only", () => {
+  const req = new Request("http://localhost");
+  assert(req instanceof Request);
+  assert(req instanceof Body);
+  assert.equal(req instanceof Response, false);
+  assert.equal(new BaseRequest("http://localhost") instanceof Request, false);
+});
+
+test("Request: throws undici's errors for invalid input", () => {
+  assert.throws(() => new Request("not a url"), { name: "TypeError" });
+  assert.throws(() => new Request("http://localhost", { method: "GET", body: "x" }), {
+    name: "TypeError",
+  });
+});
+
+// ---------------------------------------------------------------------------
+// withImmutableHeaders
+// ---------------------------------------------------------------------------
+
+test("withImmutableHeaders: makes Request's headers immutable", () => {
+  const req = new Request("http://localhost");
+  req.headers.set("X-Key", "value");
+  assert.equal(withImmutableHeaders(req), req);
+  for (const mutate of [
+    () => req.headers.set("X-Key", "new"),
+    () => req.headers.append("X-Key", "new"),
+    () => req.headers.delete("X-Key"),
+  ]) {
+    assert.throws(mutate, { name: "TypeError", message: "immutable" });
+  }
+  assert.equal(req.headers.get("X-Key"), "value");
+  assert.deepEqual(Object.keys(req.headers), []);
+
+  // Clones keep immutable headers...
+  const clone = req.clone();
+  assert.throws(() => clone.headers.set("X-Key", "new"), { name: "TypeError", message: "immutable" });
+  assert.equal(clone.headers.get("X-Key"), "value");
+
+  // ...but new Requests don't
+  const req2 = new Request(req);
+  req2.headers.set("X-Key", "new");
+  assert.equal(req2.headers.get("X-Key"), "new");
+});
+
+test("withImmutableHeaders: makes Response's headers immutable", () => {
+  const res = withImmutableHeaders(new Response("body", { headers: { "X-Key": "value" } }));
+  assert.throws(() => res.headers.set("X-Key", "new"), { name: "TypeError", message: "immutable" });
+  const res2 = new Response(res.body, res);
+  res2.headers.set("X-Key", "new");
+  assert.equal(res2.headers.get("X-Key"), "new");
+});
