@@ -28,9 +28,6 @@ export {
 export {
   Request,
   Response,
-  Headers,
-  FormData,
-  File,
   fetch,
   createFetchMock,
   FetchEvent,

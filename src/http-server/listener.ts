@@ -1,39 +1,16 @@
 import type http from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { blue, bold, green, grey, red, yellow } from "kleur/colors";
 import type { MiniflareCore } from "../core/core.js";
-import type { Log } from "../shared/log.js";
+import { logResponse } from "../standards/index.js";
 import { convertNodeRequest } from "./request.js";
-
-function colourStatus(status: number): (s: string) => string {
-  if (200 <= status && status < 300) return green;
-  if (400 <= status && status < 500) return yellow;
-  if (500 <= status) return red;
-  return blue;
-}
-
-/** `GET /path 200 OK (3.21ms)` */
-export function logResponse(
-  log: Log,
-  { method, url, status, statusText, start }: {
-    method: string;
-    url: string;
-    status?: number;
-    statusText?: string;
-    start: number;
-  }
-): void {
-  const ms = (performance.now() - start).toFixed(2);
-  const path = new URL(url).pathname;
-  const statusText2 = status === undefined ? "" : colourStatus(status)(`${status} ${statusText ?? ""}`.trimEnd());
-  log.log(`${bold(method)} ${path} ${statusText2} ${grey(`(${ms}ms)`)}`);
-}
 
 /** A Node request listener that dispatches to the worker */
 export function createRequestListener(mf: MiniflareCore, secure = false): http.RequestListener {
   return async (req, res) => {
-    const start = performance.now();
+    const start = process.hrtime();
+    const method = req.method ?? "GET";
+    const path = req.url ?? "/";
     let request;
     try {
       request = convertNodeRequest(req, secure);
@@ -43,21 +20,20 @@ export function createRequestListener(mf: MiniflareCore, secure = false): http.R
       return;
     }
     let status = 500;
-    let statusText = "Internal Server Error";
+    let waitUntil: Promise<unknown[]> | undefined;
     try {
       const response = await mf.dispatchFetch(request);
       status = response.status;
-      statusText = response.statusText;
+      waitUntil = response.waitUntil();
       const headers: Record<string, string | string[]> = {};
       for (const [name, value] of response.headers) {
         // Several Set-Cookie headers must stay separate
-        if (name === "set-cookie") continue;
-        headers[name] = value;
+        if (name !== "set-cookie") headers[name] = value;
       }
       const cookies = response.headers.getSetCookie();
       if (cookies.length > 0) headers["set-cookie"] = cookies;
-      res.writeHead(status, statusText, headers);
-      if (response.body === null || req.method === "HEAD") {
+      res.writeHead(status, headers);
+      if (response.body === null || method === "HEAD") {
         res.end();
       } else {
         await pipeline(Readable.fromWeb(response.body as any), res);
@@ -71,6 +47,6 @@ export function createRequestListener(mf: MiniflareCore, secure = false): http.R
         res.destroy();
       }
     }
-    logResponse(mf.log, { method: req.method ?? "GET", url: request.url, status, statusText, start });
+    await logResponse(mf.log, { start, method, url: path, status, waitUntil });
   };
 }

@@ -197,7 +197,8 @@ export class Body<Inner extends BaseBody = BaseBody> {
             // Also copy views into larger buffers (e.g. Node's Buffer pool):
             // never detach memory we don't own outright
             if (this[kCloned] || array.byteLength !== array.buffer.byteLength) {
-              array = array.slice();
+              // (Buffer#slice would make another view, not a copy)
+              array = Uint8Array.prototype.slice.call(array);
             }
             controller.enqueue(array as Uint8Array<ArrayBuffer>);
           }

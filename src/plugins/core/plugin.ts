@@ -35,19 +35,17 @@ import {
   STRING_SCRIPT_PATH,
 } from "../../shared/runner.js";
 import {
-  CompressionStream,
+  CompressionStreamImpl,
+  CryptoKey,
   createCompatFetch,
   createCrypto,
   createDate,
   createTimer,
   assertsInRequest,
-  DecompressionStream,
+  DecompressionStreamImpl,
   DOMException,
   FetchEvent,
   FixedLengthStream,
-  FormData,
-  File,
-  Headers,
   IdentityTransformStream,
   Navigator,
   proxyDisableStreamConstructor,
@@ -61,6 +59,7 @@ import {
   createTransformStreamStandIn,
   withStringFormDataFiles,
 } from "../../standards/index.js";
+import { base } from "../../standards/http-base.js";
 import { MiniflareCoreError } from "./errors.js";
 import { additionalNodeModules } from "./node/index.js";
 import { createWorkerWebAssembly } from "./wasm.js";
@@ -376,6 +375,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
     }
 
     const blockGlobalTimers = !this.globalTimers;
+    const { Headers, FormData, File } = base();
     return {
       console,
       setTimeout: createTimer(setTimeout, blockGlobalTimers),
@@ -388,7 +388,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
       btoa,
       Math,
       crypto: createCrypto(!this.globalRandom),
-      CryptoKey: globalThis.CryptoKey,
+      CryptoKey,
       TextDecoder,
       TextEncoder,
       fetch: createCompatFetch({
@@ -416,8 +416,8 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
       CountQueuingStrategy,
       IdentityTransformStream,
       FixedLengthStream,
-      CompressionStream,
-      DecompressionStream,
+      CompressionStream: CompressionStreamImpl,
+      DecompressionStream: DecompressionStreamImpl,
       TextEncoderStream,
       TextDecoderStream,
       Event,

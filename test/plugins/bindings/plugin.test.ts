@@ -144,9 +144,16 @@ test("BindingsPlugin: bindings are globals in service-worker mode and env in mod
     modules: true,
     bindings: { KEY: "value" },
     globals: { GREETING: "hi" },
-    script: "export default { fetch: (req, env) => new Response(`${GREETING} ${env.KEY} ${env.SECRET} ${typeof globalThis.KEY}`) }",
+    script: `export default { fetch(req, env) {
+      let error;
+      try { KEY; } catch (e) { error = e; }
+      return new Response(\`\${GREETING} \${env.KEY} \${env.SECRET} \${error.constructor.name}: \${error.message}\`);
+    } }`,
   });
-  assert.equal(await (await modules.dispatchFetch("http://localhost/")).text(), "hi value shh undefined");
+  assert.equal(
+    await (await modules.dispatchFetch("http://localhost/")).text(),
+    "hi value shh ReferenceError: KEY is not defined.\nAttempted to access binding using global in modules.\nYou must use the 2nd `env` parameter passed to exported handlers/Durable Object constructors, or `context.env` with Pages Functions."
+  );
 });
 
 test("BindingsPlugin: service binding to a function", async (t) => {

@@ -103,7 +103,6 @@ test("CorePlugin: logs options", () => {
   });
   assert.deepEqual(log.logsAtLevel(LogLevel.DEBUG), [
     "Options:",
-    `- Script: ${STRING_SCRIPT_PATH}`,
     "- Script Path: script.js",
     "- Wrangler Config Path: wrangler.toml",
     "- Wrangler Environment: dev",

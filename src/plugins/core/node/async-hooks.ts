@@ -1,0 +1,8 @@
+/** `node:async_hooks` for `nodejs_compat` (spec §6) */
+import { AsyncLocalStorage, AsyncResource } from "node:async_hooks";
+
+export const asyncHooksModule = {
+  default: { AsyncLocalStorage, AsyncResource },
+  AsyncLocalStorage,
+  AsyncResource,
+};

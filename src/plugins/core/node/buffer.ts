@@ -1,0 +1,11 @@
+/** `node:buffer` for `nodejs_compat` (spec §6) */
+import { Buffer, SlowBuffer, constants, kMaxLength, kStringMaxLength } from "node:buffer";
+
+export const bufferModule = {
+  default: { Buffer, constants, kMaxLength, kStringMaxLength, SlowBuffer },
+  Buffer,
+  SlowBuffer,
+  constants,
+  kMaxLength,
+  kStringMaxLength,
+};
