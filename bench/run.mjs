@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Benchmark harness: our `miniflare` (dist/src/index.js) vs the real
+// Benchmark harness: our `miniflare` (dist/bundle/index.js) vs the real
 // miniflare@2.14.4, side by side in one run. See bench/README.md.
 //
 //   node bench/run.mjs [scenario ...] [options]      (or: npm run bench -- ...)
@@ -23,21 +23,21 @@ const MF2_DIR = join(SCRATCH, "mf2");
 const MF2_VERSION = "2.14.4";
 const CHILD_CWD = join(SCRATCH, "cwd"); // empty dir: no stray wrangler.toml/.env/package.json
 const RESULTS_DIR = join(BENCH_DIR, "results");
-const OURS_DEFAULT = join(REPO, "dist", "src", "index.js");
+const OURS_DEFAULT = join(REPO, "dist", "bundle", "index.js"); // the package's main entry
 
 /** A user-facing setup problem: printed as one clean message, exit code 2. */
 class BenchError extends Error {}
 
 const HELP = `usage: node bench/run.mjs [scenario ...] [options]
 
-Compares our miniflare (dist/src/index.js) with miniflare@${MF2_VERSION}.
+Compares our miniflare (dist/bundle/index.js) with miniflare@${MF2_VERSION}.
 With no scenario names, runs all of: {SCENARIOS}
 
 options:
   --runs=N             measured runs per implementation (overrides each scenario's default)
   --only=mf2|ours      run a single implementation (no ratios)
   --ours=PATH          benchmark PATH (a module file, or a package dir with
-                       dist/src/index.js) as "ours" instead of the repo build;
+                       dist/bundle/index.js) as "ours" instead of the repo build;
                        --ours=mf2 runs MF2 on both sides (A/A self-test).
                        Env: BENCH_OURS
   --ours-node-args=S   extra node flags for "ours" children (env BENCH_OURS_NODE_ARGS)
@@ -129,22 +129,19 @@ function newestMtime(path) {
 }
 
 function buildOurs() {
-  const tscJs = join(REPO, "node_modules", "typescript", "bin", "tsc");
-  const [cmd, args] = existsSync(tscJs)
-    ? [process.execPath, [tscJs, "-p", "tsconfig.json"]]
-    : [process.platform === "win32" ? "npx.cmd" : "npx", ["tsc", "-p", "tsconfig.json"]];
-  log("building ours: tsc -p tsconfig.json …");
+  const [cmd, args] = [process.execPath, [join(REPO, "scripts", "build.mjs")]];
+  log("building ours: node scripts/build.mjs …");
   const t = performance.now();
   const r = spawnSync(cmd, args, { cwd: REPO, encoding: "utf8", timeout: 600_000 });
   const secs = ((performance.now() - t) / 1000).toFixed(1);
   const out = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
-  if (r.error) return { ok: false, summary: `could not run tsc: ${r.error.message}` };
+  if (r.error) return { ok: false, summary: `could not run the build: ${r.error.message}` };
   if (r.status !== 0) {
     const lines = out.split("\n");
     const errors = lines.filter((l) => /error TS\d+/.test(l)).length;
     return {
       ok: false,
-      summary: `tsc exited ${r.status} after ${secs}s (${errors} error line(s)); first lines:\n` +
+      summary: `the build exited ${r.status} after ${secs}s (${errors} error line(s)); first lines:\n` +
         lines.slice(0, 12).map((l) => `    ${l}`).join("\n"),
     };
   }
@@ -178,7 +175,7 @@ function resolveOurs(opts, mf2) {
   }
   if (override) {
     let entry = resolve(process.cwd(), override);
-    if (existsSync(entry) && statSync(entry).isDirectory()) entry = join(entry, "dist", "src", "index.js");
+    if (existsSync(entry) && statSync(entry).isDirectory()) entry = join(entry, "dist", "bundle", "index.js");
     if (!existsSync(entry)) throw new BenchError(`--ours / BENCH_OURS points at ${entry}, which does not exist`);
     return { id: "ours", label: `ours (override: ${entry})`, version: null, entry, nodeArgs: extraArgs, override: entry };
   }
@@ -222,7 +219,7 @@ function resolveOurs(opts, mf2) {
   try {
     version = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version;
   } catch {}
-  return { id: "ours", label: "ours (dist/src/index.js)", version, entry: OURS_DEFAULT, nodeArgs: extraArgs, buildNote };
+  return { id: "ours", label: "ours (dist/bundle/index.js)", version, entry: OURS_DEFAULT, nodeArgs: extraArgs, buildNote };
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.exit(1);
 }
 
-const { main } = await import("../dist/src/cli/main.js");
+const { main } = await import("../dist/bundle/cli.js");
 main().then(
   (code) => process.exit(code),
   (error) => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one test command (`npm test`): compiles src/ and test/ with tsc, then
+// The one test command (`npm test`): builds (scripts/build.mjs), then
 // runs every dist/test/**/*.test.js with Node's test runner. Node 20 takes
 // paths, not globs, and would otherwise treat fixtures as tests, so the file
 // list is collected here. Arguments filter files by substring:
@@ -8,19 +8,16 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildPackage } from "./build.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const filters = process.argv.slice(2);
 
-const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc");
-fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
-const build = spawnSync(process.execPath, [tsc, "-p", "tsconfig.json"], {
-  cwd: root,
-  stdio: "inherit",
-});
-if (build.status !== 0) {
-  console.error("TypeScript compilation failed");
-  process.exit(build.status ?? 1);
+try {
+  await buildPackage();
+} catch (error) {
+  console.error(error.message);
+  process.exit(1);
 }
 
 function collect(dir) {

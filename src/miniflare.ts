@@ -1,6 +1,5 @@
 import type http from "node:http";
 import { MiniflareCore } from "./core/core.js";
-import { createServer, startServer } from "./http-server/server.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
@@ -38,12 +37,15 @@ export class Miniflare extends MiniflareCore {
   }
 
   /** An HTTP server dispatching to this worker, not yet listening */
-  createServer(): Promise<http.Server> {
+  async createServer(): Promise<http.Server> {
+    // The server code is only loaded by those who serve
+    const { createServer } = await import("./http-server/server.js");
     return createServer(this);
   }
 
   /** Starts an HTTP server on the `host` and `port` options */
-  startServer(): Promise<http.Server> {
+  async startServer(): Promise<http.Server> {
+    const { startServer } = await import("./http-server/server.js");
     return startServer(this);
   }
 }

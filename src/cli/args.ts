@@ -7,9 +7,9 @@
 // is checked and converted according to its OptionType, with Miniflare 2's
 // error messages. Pure: it reads the argv it is given, never process.argv, and
 // never exits (main.ts turns ParseErrors into help output and exit codes).
-import { readFileSync } from "node:fs";
 import yargs, { type Options as YargsOptions } from "yargs";
 import { MiniflareError, OptionType, type PluginSignatures } from "../shared/index.js";
+import { packageVersion } from "../shared/package.js";
 import { builtinArgs, type CliArg, HELP, pluginArgs, VERSION } from "./help.js";
 
 export type ParseErrorCode =
@@ -21,9 +21,7 @@ export type ParseErrorCode =
 export class ParseError extends MiniflareError<ParseErrorCode> {}
 
 function readVersion(): string {
-  // dist/src/cli/args.js → package root
-  const url = new URL("../../../package.json", import.meta.url);
-  return JSON.parse(readFileSync(url, "utf8")).version;
+  return packageVersion();
 }
 
 // A following token "looks like a script" when it has a JavaScript/TypeScript

@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../shared/package.js";
 import type { WranglerConfig } from "../shared/wrangler.js";
 
 /**
@@ -23,9 +23,9 @@ export async function readWranglerConfig(
   return config;
 }
 
-const rustScriptPath = fileURLToPath(
-  new URL("../plugins/build/rust.js", import.meta.url)
-);
+function rustScriptPath(): string {
+  return path.join(packageRoot(), "dist", "src", "plugins", "build", "rust.js");
+}
 
 /**
  * Wrangler 1 "webpack" and "rust" project types have no [build] section:
@@ -47,7 +47,7 @@ export function populateBuildConfig(
     config.miniflare ??= {};
     config.miniflare.build_watch_dirs = ["src", "index.js"];
   } else {
-    config.build.command = `wrangler build${envFlag} && ${process.execPath} ${rustScriptPath}`;
+    config.build.command = `wrangler build${envFlag} && ${process.execPath} ${rustScriptPath()}`;
     upload.main = path.join("worker", "generated", "script.js");
     config.wasm_modules ??= {};
     config.wasm_modules.wasm = path.join(configDir, "worker", "generated", "script.wasm");

@@ -1,5 +1,5 @@
 import path from "node:path";
-import picomatch from "picomatch";
+import { createRequire } from "node:module";
 import type { Matcher } from "./runner.js";
 
 const encoder = new TextEncoder();
@@ -53,6 +53,10 @@ export function randomHex(digits = 8): string {
   return result;
 }
 
+// "**/*.ext" (as the default module rules use) needs no glob engine
+const simpleExtensionGlob = /^\*\*\/\*(\.[A-Za-z0-9]+)$/;
+const require = createRequire(import.meta.url);
+
 /**
  * Builds a matcher from globs; a glob starting with "!" excludes. Globs
  * match anywhere in the (absolute) path, as Miniflare 2's rules do.
@@ -64,10 +68,17 @@ export function globsToMatcher(globs: string[] = []): Matcher {
     if (glob.startsWith("!")) ignore.push(glob.slice(1));
     else include.push(glob);
   }
-  const isMatch =
-    include.length === 0
-      ? () => false
-      : picomatch(include, { dot: true, bash: true, contains: true, ignore });
+  let isMatch: (value: string) => boolean;
+  const extensions = include.map((glob) => simpleExtensionGlob.exec(glob)?.[1]);
+  if (include.length === 0) {
+    isMatch = () => false;
+  } else if (ignore.length === 0 && extensions.every((ext) => ext !== undefined)) {
+    isMatch = (value) => extensions.some((ext) => value.endsWith(ext!));
+  } else {
+    // picomatch is only loaded for globs that need it
+    const picomatch = require("picomatch") as typeof import("picomatch");
+    isMatch = picomatch(include, { dot: true, bash: true, contains: true, ignore });
+  }
   return {
     test: (value: string) => isMatch(value),
     toString: () => globs.join(", "),

@@ -83,16 +83,28 @@ interface ResponseInfo {
   urlList?: URL[];
 }
 
+// Internal state lives under module-private symbols: invisible to
+// Object.keys() and unreachable without the symbol
 function defineHidden(object: object, key: symbol, value: unknown): void {
-  Object.defineProperty(object, key, { value, writable: true, configurable: true });
+  (object as Record<symbol, unknown>)[key] = value;
 }
 
+const enumerableDescriptors = new Map<object, PropertyDescriptorMap>();
+
+// Workers' Request/Response have their getters as own enumerable
+// properties (Object.keys(request) lists them), so copy them onto each
+// instance; the descriptors are built once per class
 function makeEnumerable(prototype: object, instance: object, keys: readonly string[]): void {
-  for (const key of keys) {
-    const descriptor = Object.getOwnPropertyDescriptor(prototype, key)!;
-    descriptor.enumerable = true;
-    Object.defineProperty(instance, key, descriptor);
+  let descriptors = enumerableDescriptors.get(prototype);
+  if (descriptors === undefined) {
+    descriptors = {};
+    for (const key of keys) {
+      const descriptor = Object.getOwnPropertyDescriptor(prototype, key)!;
+      descriptors[key] = { ...descriptor, enumerable: true };
+    }
+    enumerableDescriptors.set(prototype, descriptors);
   }
+  Object.defineProperties(instance, descriptors);
 }
 
 function unimplemented(klass: "Request" | "Response", property: string): never {

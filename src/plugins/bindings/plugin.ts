@@ -1,6 +1,5 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import dotenv from "dotenv";
 import {
   RequestContext,
   getRequestContext,
@@ -289,7 +288,9 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     if (envPath) {
       const resolved = path.resolve(this.ctx.rootPath, envPath);
       try {
-        Object.assign(bindings, dotenv.parse(await fs.readFile(resolved, "utf8")));
+        const contents = await fs.readFile(resolved, "utf8");
+        const { default: dotenv } = await import("dotenv");
+        Object.assign(bindings, dotenv.parse(contents));
       } catch (e: any) {
         // A missing default .env is fine, an explicit one isn't
         if (!(e.code === "ENOENT" && this.envPath === true)) throw e;

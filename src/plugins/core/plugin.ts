@@ -61,7 +61,6 @@ import {
 } from "../../standards/index.js";
 import { base } from "../../standards/http-base.js";
 import { MiniflareCoreError } from "./errors.js";
-import { additionalNodeModules } from "./node/index.js";
 import { createWorkerWebAssembly } from "./wasm.js";
 
 export const DEFAULT_MODULE_RULES: ModuleRule[] = [
@@ -299,17 +298,10 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   readonly processedModuleRules: ProcessedModuleRule[] = [];
   readonly upstreamURL?: URL;
   readonly #globals: Context;
-  readonly #additionalModules?: AdditionalModules;
 
   constructor(ctx: PluginContext, options?: CoreOptions) {
     super(ctx);
     this.assignOptions(options);
-
-    if (ctx.compat.isEnabled("nodejs_compat")) {
-      this.#additionalModules = additionalNodeModules(
-        ctx.compat.isEnabled("experimental")
-      );
-    }
 
     if (this.upstream !== undefined) {
       try {
@@ -471,9 +463,16 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
     }
   }
 
+  async #additionalModules(): Promise<AdditionalModules | undefined> {
+    // Loaded only when asked for: most workers don't use nodejs_compat
+    if (!this.ctx.compat.isEnabled("nodejs_compat")) return;
+    const { additionalNodeModules } = await import("./node/index.js");
+    return additionalNodeModules(this.ctx.compat.isEnabled("experimental"));
+  }
+
   async setup(): Promise<SetupResult> {
     const globals = this.#globals;
-    const additionalModules = this.#additionalModules;
+    const additionalModules = await this.#additionalModules();
     if (this.script !== undefined) {
       return {
         globals,
