@@ -73,7 +73,11 @@ export function globsToMatcher(globs: string[] = []): Matcher {
   if (include.length === 0) {
     isMatch = () => false;
   } else if (ignore.length === 0 && extensions.every((ext) => ext !== undefined)) {
-    isMatch = (value) => extensions.some((ext) => value.endsWith(ext!));
+    // The same as picomatch's `contains` mode for these globs: the extension
+    // may be followed by anything ("**/*.js" matches "x.json", as in
+    // Miniflare 2)
+    const patterns = extensions.map((ext) => new RegExp(`(?:^|/)[^/]*\\${ext}`));
+    isMatch = (value) => patterns.some((pattern) => pattern.test(value));
   } else {
     // picomatch is only loaded for globs that need it
     const picomatch = require("picomatch") as typeof import("picomatch");
@@ -127,8 +131,9 @@ export const defaultClock: Clock = () => Date.now();
 
 /** B/KiB/MiB formatting used by "Worker reloaded! (...)" */
 export function formatSize(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(2)}MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(2)}KiB`;
+  // Units switch at half of the next one, so 512B shows as 0.50KiB
+  if (bytes >= 512 * 1024) return `${(bytes / (1024 * 1024)).toFixed(2)}MiB`;
+  if (bytes >= 512) return `${(bytes / 1024).toFixed(2)}KiB`;
   return `${bytes}B`;
 }
 

@@ -1,0 +1,37 @@
+import { setImmediate } from "node:timers/promises";
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason?: unknown) => void;
+}
+
+/** A promise together with the functions that settle it */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Lets `turns` event-loop iterations pass (each one a setImmediate), so any
+ * work that is ready to run has run. Used to assert something has *not*
+ * happened yet without relying on wall-clock durations.
+ */
+export async function flushTurns(turns = 10): Promise<void> {
+  for (let i = 0; i < turns; i++) await setImmediate();
+}
+
+/** Tracks whether a promise has settled yet */
+export function track<T>(promise: Promise<T>): { readonly settled: boolean } {
+  const state = { settled: false };
+  promise.then(
+    () => (state.settled = true),
+    () => (state.settled = true)
+  );
+  return state;
+}
