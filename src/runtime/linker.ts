@@ -15,7 +15,7 @@
  * absolute path.
  */
 import fs from "node:fs";
-import { isBuiltin } from "node:module";
+import { builtinModules } from "node:module";
 import path from "node:path";
 import type { Compatibility } from "../shared/compat.js";
 import { viewToBuffer } from "../shared/data.js";
@@ -115,7 +115,9 @@ export class ModuleLinker implements ModuleHost {
   #ruleType(identifier: string, specifier: string, errorBase: string): ModuleRuleType {
     const rule = this.#rules.find((rule) => rule.include.test(identifier));
     if (rule === undefined) {
-      const suggestion = isBuiltin(specifier) ? SUGGEST_NODE : SUGGEST_BUNDLE;
+      // Bare built-in names ("buffer") get the Node hint, "node:buffer"
+      // doesn't (builtinModules has no "node:" names), as in Miniflare 2
+      const suggestion = builtinModules.includes(specifier) ? SUGGEST_NODE : SUGGEST_BUNDLE;
       throw new VMScriptRunnerError(
         "ERR_MODULE_RULE",
         `${errorBase}: no matching module rules.\n${suggestion}`

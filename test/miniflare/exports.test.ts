@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { test } from "node:test";
+import { Miniflare as SourceMiniflare } from "../../src/index.js";
+
+// The public named exports of the package entry ("miniflare"), sorted. Adding
+// or removing an export is a public API change: update this list knowingly.
+const EXPORTS = [
+  "BindingsPlugin",
+  "BuildError",
+  "BuildPlugin",
+  "Compatibility",
+  "CorePlugin",
+  "DOMException",
+  "ExecutionContext",
+  "FetchError",
+  "FetchEvent",
+  "Fetcher",
+  "FixedLengthStream",
+  "IdentityTransformStream",
+  "InputGate",
+  "Log",
+  "LogLevel",
+  "Miniflare",
+  "MiniflareCore",
+  "MiniflareCoreError",
+  "MiniflareError",
+  "Mutex",
+  "Navigator",
+  "NoOpLog",
+  "Option",
+  "OptionType",
+  "OutputGate",
+  "PLUGINS",
+  "Plugin",
+  "ReloadEvent",
+  "Request",
+  "RequestContext",
+  "Response",
+  "ScheduledController",
+  "ScheduledEvent",
+  "ServiceWorkerGlobalScope",
+  "Storage",
+  "ThrowingEventTarget",
+  "TypedEventTarget",
+  "VMScriptRunner",
+  "VMScriptRunnerError",
+  "WorkerGlobalScope",
+  "atob",
+  "btoa",
+  "createFetchMock",
+  "fetch",
+  "getRequestContext",
+];
+
+test("Miniflare: exports: the package entry's named exports", async () => {
+  const entry = await import("miniflare");
+  assert.deepEqual(Object.keys(entry).sort(), EXPORTS);
+  assert.equal((entry as Record<string, unknown>).default, undefined);
+});
+
+test("Miniflare: exports: the compiled src/index.js has the same exports", async () => {
+  const source = await import("../../src/index.js");
+  assert.deepEqual(Object.keys(source).sort(), EXPORTS);
+});
+
+test("Miniflare: exports: the names Miniflare 2's miniflare package exported are present", async () => {
+  const entry = (await import("miniflare")) as Record<string, unknown>;
+  for (const name of ["Log", "LogLevel", "Miniflare", "PLUGINS", "Request", "Response"]) {
+    assert.notEqual(entry[name], undefined, name);
+  }
+  // Names users imported from Miniflare 2's scoped packages
+  for (const name of ["NoOpLog", "createFetchMock", "MiniflareError", "Storage", "FetchError"]) {
+    assert.notEqual(entry[name], undefined, name);
+  }
+});
+
+test("Miniflare: exports: require() from CommonJS returns the same Miniflare class", async () => {
+  const require = createRequire(import.meta.url);
+  const required = require("miniflare");
+  const imported = await import("miniflare");
+  assert.equal(typeof required.Miniflare, "function");
+  assert.equal(required.Miniflare, imported.Miniflare);
+  assert.deepEqual(Object.keys(required).filter((key) => key !== "__esModule").sort(), EXPORTS);
+});
+
+test("Miniflare: exports: the package entry's Miniflare runs a worker", async (t) => {
+  const { Miniflare, LogLevel } = await import("miniflare");
+  assert.equal(LogLevel.INFO, 3);
+  const mf = new Miniflare({
+    modules: true,
+    script: `export default { fetch: (request) => new Response("entry " + new URL(request.url).pathname) }`,
+  });
+  t.after(() => mf.dispose());
+  const res = await mf.dispatchFetch("http://localhost/works");
+  assert.equal(await res.text(), "entry /works");
+  assert.equal(typeof SourceMiniflare, "function");
+});

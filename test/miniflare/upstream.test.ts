@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MiniflareCoreError } from "../../src/index.js";
+import { assertRejectsMiniflare } from "../helpers/errors.js";
+import { useMiniflare, useMiniflareWithHandler } from "../helpers/miniflare.js";
+import { useServer } from "./util.js";
+
+test("Miniflare: upstream: dispatched requests are rewritten to the upstream", async (t) => {
+  const server = await useServer(t);
+  const { mf } = useMiniflareWithHandler(t, `return new Response(request.url);`, {
+    upstream: `${server.url}base/`,
+  });
+  const res = await mf.dispatchFetch("http://localhost:8787/path?q=1");
+  assert.equal(await res.text(), `${server.url}base/path?q=1`);
+  // The worker didn't fetch anything itself
+  assert.deepEqual(server.requests, []);
+});
+
+test("Miniflare: upstream: passThroughOnException forwards the request to the upstream", async (t) => {
+  const server = await useServer(t);
+  const { mf } = useMiniflareWithHandler(
+    t,
+    `ctx.passThroughOnException(); throw new Error("handler failed");`,
+    { upstream: `${server.url}base/` }
+  );
+  const res = await mf.dispatchFetch("http://localhost:8787/page", {
+    headers: { "X-Custom": "forwarded" },
+  });
+  assert.equal(await res.text(), "srv:/base/page");
+  assert.equal(server.received.length, 1);
+  assert.equal(server.received[0].headers["x-custom"], "forwarded");
+});
+
+test("Miniflare: upstream: with no fetch handler or no response, requests go to the upstream", async (t) => {
+  const server = await useServer(t);
+  const noHandler = useMiniflare(t, { upstream: server.url, script: "// no listeners" });
+  assert.equal(await (await noHandler.dispatchFetch("http://localhost/no-handler")).text(), "srv:/no-handler");
+  const noResponse = useMiniflare(t, {
+    upstream: server.url,
+    script: `addEventListener("fetch", () => {});`,
+  });
+  const res = await noResponse.dispatchFetch("http://localhost/no-response", {
+    method: "POST",
+    body: "payload",
+  });
+  assert.equal(await res.text(), "srv:/no-response");
+  assert.deepEqual(
+    server.received.map(({ method, url, body }) => [method, url, body]),
+    [
+      ["GET", "/no-handler", ""],
+      ["POST", "/no-response", "payload"],
+    ]
+  );
+});
+
+test("Miniflare: upstream: the worker can fetch the incoming request from the upstream", async (t) => {
+  const server = await useServer(t);
+  const { mf } = useMiniflareWithHandler(
+    t,
+    `const res = await fetch(request); return new Response("proxied " + await res.text());`,
+    { upstream: server.url }
+  );
+  assert.equal(await (await mf.dispatchFetch("http://localhost/origin")).text(), "proxied srv:/origin");
+});
+
+test("Miniflare: upstream: an invalid upstream URL rejects with ERR_INVALID_UPSTREAM", async (t) => {
+  const mf = useMiniflare(t, { upstream: "not a url", script: "// empty" });
+  await assertRejectsMiniflare(
+    mf.getPlugins(),
+    MiniflareCoreError,
+    "ERR_INVALID_UPSTREAM",
+    'Invalid upstream URL: "not a url". Make sure you\'ve included the protocol.'
+  );
+});
