@@ -55,8 +55,7 @@ export async function caught(fn: () => unknown): Promise<any> {
 }
 
 /** The exact message of the global-scope I/O restriction (§7) */
-export const IN_REQUEST_MESSAGE =
-  "Some functionality, such as asynchronous I/O (fetch, Cache API, KV), timeouts (setTimeout, setInterval), and generating random values (crypto.getRandomValues, crypto.subtle.generateKey), can only be performed while handling a request.";
+export { IN_REQUEST_MESSAGE } from "../helpers/http.js";
 
 /** Escapes `s` for use in a RegExp */
 export function escapeRegExp(s: string): string {

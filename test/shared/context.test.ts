@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { IN_REQUEST_MESSAGE } from "../helpers/http.js";
 import { test } from "node:test";
 import { setImmediate as setImmediateCallback } from "node:timers";
 import { setImmediate, setTimeout } from "node:timers/promises";
@@ -62,11 +63,6 @@ function internalMessage(limit: number): string {
   );
 }
 
-const IN_REQUEST_MESSAGE =
-  "Some functionality, such as asynchronous I/O (fetch, Cache API, KV), " +
-  "timeouts (setTimeout, setInterval), and generating random values " +
-  "(crypto.getRandomValues, crypto.subtle.generateKey), can only be " +
-  "performed while handling a request.";
 
 test("RequestContext: constructor: defaults", () => {
   withEnv({}, () => {

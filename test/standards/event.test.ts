@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { MiniflareError } from "../../src/shared/errors.js";
 import { DOMException } from "../../src/standards/domexception.js";
 import { LogLevel } from "../../src/shared/log.js";
@@ -27,6 +26,7 @@ import {
 } from "../../src/standards/event.js";
 import { Request, Response } from "../../src/standards/http.js";
 import { assertRejectsMiniflare } from "../helpers/errors.js";
+import { startServer } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
 
 const SUGGEST_RES_SW =
@@ -93,26 +93,68 @@ const batch: MessageBatch = {
   retryAll() {},
 };
 
+// Upstream origin (no trailing slash) answering `upstream:<method>:<path>:<body>`
 let upstream: string;
-let upstreamRequests: { method?: string; url?: string; body: string }[] = [];
-let server: http.Server;
+let closeUpstream: () => Promise<void>;
 before(async () => {
-  server = http.createServer((req, res) => {
+  const server = await startServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
     req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
-      upstreamRequests.push({ method: req.method, url: req.url, body });
-      res.end(`upstream:${req.method}:${req.url}:${body}`);
-    });
+    req.on("end", () => res.end(`upstream:${req.method}:${req.url}:${body}`));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  upstream = server.url.origin;
+  closeUpstream = server.close;
 });
-after(() => {
-  server.closeAllConnections();
-  server.close();
-});
+after(() => closeUpstream());
+
+/** Dispatches a fetch for http://localhost/, asserting it rejects with FetchError `code` */
+function assertFetchRejects(
+  globalScope: ServiceWorkerGlobalScope,
+  code: string,
+  message?: string
+): Promise<MiniflareError> {
+  return assertRejectsMiniflare(
+    globalScope[kDispatchFetch](new Request("http://localhost/")),
+    FetchError,
+    code,
+    message
+  );
+}
+
+/**
+ * A promise for `value` that, 10ms later, passes `add` (waitUntil) the
+ * promise for `value + 1` and so on, up to a plain promise for `last`
+ */
+function nestedPromise(add: (promise: Promise<unknown>) => void, last: number, value = 1): Promise<number> {
+  if (value === last) return Promise.resolve(value);
+  return (async () => {
+    await sleep(10);
+    add(nestedPromise(add, last, value + 1));
+    return value;
+  })();
+}
+
+/** Adds three `type` listeners, the second throwing, checking `dispatch` stops there */
+async function assertStopsAfterFirstError(
+  globalScope: ServiceWorkerGlobalScope,
+  type: "fetch" | "scheduled",
+  dispatch: () => Promise<unknown>
+): Promise<void> {
+  const calls: number[] = [];
+  globalScope.addEventListener(type, () => {
+    calls.push(1);
+  });
+  globalScope.addEventListener(type, () => {
+    calls.push(2);
+    throw new TypeError("test");
+  });
+  globalScope.addEventListener(type, () => {
+    calls.push(3);
+  });
+  await assert.rejects(dispatch(), { name: "TypeError", message: "test" });
+  assert.deepEqual(calls, [1, 2]);
+}
 
 // ---------------------------------------------------------------------------
 // FetchError
@@ -137,19 +179,8 @@ test("waitUntilAll: resolves to results of all promises", async () => {
 });
 test("waitUntilAll: waits for promises added while waiting", async () => {
   const promises: Promise<unknown>[] = [];
-  promises.push(
-    (async () => {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      promises.push(
-        (async () => {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-          promises.push(Promise.resolve(3));
-          return 2;
-        })()
-      );
-      return 1;
-    })()
-  );
+  const add = (promise: Promise<unknown>) => promises.push(promise);
+  add(nestedPromise(add, 3));
   assert.deepEqual(await waitUntilAll(promises), [1, 2, 3]);
 });
 test("waitUntilAll: rejects if any promise rejects", async () => {
@@ -214,11 +245,7 @@ test("FetchEvent: respondWith: throws if called asynchronously after dispatch", 
       resolveLate();
     }, 10);
   });
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_RESPONSE"
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_RESPONSE");
   await late;
   assert.ok(isInvalidState(TOO_LATE_MESSAGE)(lateError));
 });
@@ -332,12 +359,7 @@ test("ExecutionContext: passThroughOnException: passes through for fetch events"
     new ExecutionContext(e).passThroughOnException();
     throw new Error("test");
   });
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_UPSTREAM",
-    NO_UPSTREAM_MESSAGE
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_UPSTREAM", NO_UPSTREAM_MESSAGE);
   assert.match(log.logsAtLevel(LogLevel.WARN)[0], /^Error: test\n/);
 });
 test("ExecutionContext: passThroughOnException: no-op for non-fetch events", () => {
@@ -446,12 +468,7 @@ test("ServiceWorkerGlobalScope: addEventListener/removeEventListener work withou
   assert.equal(await res.text(), "bound");
   removeEventListener("fetch", listener);
   // A fetch listener was added at some point, so no response, not no handler
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_RESPONSE",
-    NO_RESPONSE_MESSAGE(SUGGEST_RES_SW)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_RESPONSE", NO_RESPONSE_MESSAGE(SUGGEST_RES_SW));
   // Listener objects with handleEvent are supported
   addEventListener("fetch", { handleEvent: (e: FetchEvent) => e.respondWith(new Response("object")) });
   res = await globalScope[kDispatchFetch](new Request("http://localhost/"));
@@ -472,12 +489,7 @@ test("ServiceWorkerGlobalScope: warns and ignores special event listeners in mod
   // Removing is silently ignored
   globalScope.removeEventListener("fetch", () => {});
   assert.equal(log.logsAtLevel(LogLevel.WARN).length, 4);
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_HANDLER",
-    NO_HANDLER_MESSAGE(SUGGEST_HANDLER_MODULES)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_HANDLER", NO_HANDLER_MESSAGE(SUGGEST_HANDLER_MODULES));
   assert.deepEqual(await globalScope[kDispatchScheduled](), []);
   assert.deepEqual(await globalScope[kDispatchQueue](batch), []);
   assert.equal(called, false);
@@ -518,22 +530,12 @@ test("kAddModuleFetchListener: handles async handlers", async () => {
 test("kAddModuleFetchListener: throws ERR_RESPONSE_TYPE if handler returns undefined-less non-Response", async () => {
   const { globalScope } = useScope(true);
   globalScope[kAddModuleFetchListener](() => "body" as any);
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_RESPONSE_TYPE",
-    RESPONSE_TYPE_MESSAGE(SUGGEST_RES_MODULES)
-  );
+  await assertFetchRejects(globalScope, "ERR_RESPONSE_TYPE", RESPONSE_TYPE_MESSAGE(SUGGEST_RES_MODULES));
 });
 test("kAddModuleFetchListener: throws ERR_NO_RESPONSE if handler returns undefined", async () => {
   const { globalScope } = useScope(true);
   globalScope[kAddModuleFetchListener](() => undefined as any);
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_RESPONSE",
-    NO_RESPONSE_MESSAGE(SUGGEST_RES_MODULES)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_RESPONSE", NO_RESPONSE_MESSAGE(SUGGEST_RES_MODULES));
 });
 test("kAddModuleFetchListener: passThroughOnException via ctx", async () => {
   const { globalScope } = useScope(true);
@@ -541,12 +543,7 @@ test("kAddModuleFetchListener: passThroughOnException via ctx", async () => {
     ctx.passThroughOnException();
     throw new Error("test");
   });
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_UPSTREAM",
-    NO_UPSTREAM_MESSAGE
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_UPSTREAM", NO_UPSTREAM_MESSAGE);
 });
 test("kAddModuleScheduledListener: calls handler with controller, env and ctx", async () => {
   const { globalScope } = useScope(true);
@@ -656,22 +653,9 @@ test("kDispatchFetch: stops calling listeners after first response", async () =>
 });
 test("kDispatchFetch: stops calling listeners after first error", async () => {
   const { globalScope } = useScope();
-  const calls: number[] = [];
-  globalScope.addEventListener("fetch", () => {
-    calls.push(1);
-  });
-  globalScope.addEventListener("fetch", () => {
-    calls.push(2);
-    throw new TypeError("test");
-  });
-  globalScope.addEventListener("fetch", () => {
-    calls.push(3);
-  });
-  await assert.rejects(globalScope[kDispatchFetch](new Request("http://localhost:8787/")), {
-    name: "TypeError",
-    message: "test",
-  });
-  assert.deepEqual(calls, [1, 2]);
+  await assertStopsAfterFirstError(globalScope, "fetch", () =>
+    globalScope[kDispatchFetch](new Request("http://localhost:8787/"))
+  );
 });
 test("kDispatchFetch: throws error if no pass through on listener error", async () => {
   const { globalScope } = useScope();
@@ -699,19 +683,7 @@ test("kDispatchFetch: throws error if response promise rejects without pass thro
 test("kDispatchFetch: waits for nested waitUntil promises", async () => {
   const { globalScope } = useScope();
   globalScope.addEventListener("fetch", (e) => {
-    e.waitUntil(
-      (async () => {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        e.waitUntil(
-          (async () => {
-            await new Promise((resolve) => setTimeout(resolve, 10));
-            e.waitUntil(Promise.resolve(3));
-            return 2;
-          })()
-        );
-        return 1;
-      })()
-    );
+    e.waitUntil(nestedPromise((promise) => e.waitUntil(promise), 3));
     e.respondWith(new Response("body"));
   });
   const res = await globalScope[kDispatchFetch](new Request("http://localhost/"));
@@ -721,21 +693,11 @@ test("kDispatchFetch: throws ERR_RESPONSE_TYPE if non-Response returned", async 
   for (const value of ["body", 42, {}, Promise.resolve({ status: 200 })]) {
     const { globalScope } = useScope();
     globalScope.addEventListener("fetch", (e) => e.respondWith(value as any));
-    await assertRejectsMiniflare(
-      globalScope[kDispatchFetch](new Request("http://localhost/")),
-      FetchError,
-      "ERR_RESPONSE_TYPE",
-      RESPONSE_TYPE_MESSAGE(SUGGEST_RES_SW)
-    );
+    await assertFetchRejects(globalScope, "ERR_RESPONSE_TYPE", RESPONSE_TYPE_MESSAGE(SUGGEST_RES_SW));
   }
   const { globalScope } = useScope(true);
   globalScope[kAddModuleFetchListener](() => ({}) as any);
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_RESPONSE_TYPE",
-    RESPONSE_TYPE_MESSAGE(SUGGEST_RES_MODULES)
-  );
+  await assertFetchRejects(globalScope, "ERR_RESPONSE_TYPE", RESPONSE_TYPE_MESSAGE(SUGGEST_RES_MODULES));
 });
 test("kDispatchFetch: throws ERR_RESPONSE_TYPE even when proxying", async () => {
   const { globalScope } = useScope();
@@ -748,29 +710,14 @@ test("kDispatchFetch: throws ERR_RESPONSE_TYPE even when proxying", async () => 
 });
 test("kDispatchFetch: throws ERR_NO_HANDLER if no fetch listeners", async () => {
   let { globalScope } = useScope();
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_HANDLER",
-    NO_HANDLER_MESSAGE(SUGGEST_HANDLER_SW)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_HANDLER", NO_HANDLER_MESSAGE(SUGGEST_HANDLER_SW));
   ({ globalScope } = useScope(true));
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_HANDLER",
-    NO_HANDLER_MESSAGE(SUGGEST_HANDLER_MODULES)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_HANDLER", NO_HANDLER_MESSAGE(SUGGEST_HANDLER_MODULES));
 });
 test("kDispatchFetch: throws ERR_NO_RESPONSE if no listener responds", async () => {
   const { globalScope } = useScope();
   globalScope.addEventListener("fetch", (e) => e.waitUntil(Promise.resolve(1)));
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_RESPONSE",
-    NO_RESPONSE_MESSAGE(SUGGEST_RES_SW)
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_RESPONSE", NO_RESPONSE_MESSAGE(SUGGEST_RES_SW));
 });
 test("kDispatchFetch: throws ERR_NO_UPSTREAM if pass through with no upstream", async () => {
   const { globalScope, log } = useScope();
@@ -778,12 +725,7 @@ test("kDispatchFetch: throws ERR_NO_UPSTREAM if pass through with no upstream", 
     e.passThroughOnException();
     throw new Error("test");
   });
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_UPSTREAM",
-    NO_UPSTREAM_MESSAGE
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_UPSTREAM", NO_UPSTREAM_MESSAGE);
   // The error is logged as a warning
   const warnings = log.logsAtLevel(LogLevel.WARN);
   assert.equal(warnings.length, 1);
@@ -792,12 +734,7 @@ test("kDispatchFetch: throws ERR_NO_UPSTREAM if pass through with no upstream", 
 test("kDispatchFetch: throws ERR_NO_UPSTREAM if pass through and no response, even without error", async () => {
   const { globalScope } = useScope();
   globalScope.addEventListener("fetch", (e) => e.passThroughOnException());
-  await assertRejectsMiniflare(
-    globalScope[kDispatchFetch](new Request("http://localhost/")),
-    FetchError,
-    "ERR_NO_UPSTREAM",
-    NO_UPSTREAM_MESSAGE
-  );
+  await assertFetchRejects(globalScope, "ERR_NO_UPSTREAM", NO_UPSTREAM_MESSAGE);
 });
 test("kDispatchFetch: uses response if pass through enabled but no error", async () => {
   const { globalScope, log } = useScope();
@@ -900,31 +837,13 @@ test("kDispatchScheduled: defaults scheduledTime to now and cron to empty string
 test("kDispatchScheduled: waits for nested waitUntil promises", async () => {
   const { globalScope } = useScope();
   globalScope.addEventListener("scheduled", (e) => {
-    e.waitUntil(
-      (async () => {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        e.waitUntil(Promise.resolve(2));
-        return 1;
-      })()
-    );
+    e.waitUntil(nestedPromise((promise) => e.waitUntil(promise), 2));
   });
   assert.deepEqual(await globalScope[kDispatchScheduled](), [1, 2]);
 });
 test("kDispatchScheduled: stops calling listeners after first error", async () => {
   const { globalScope } = useScope();
-  const calls: number[] = [];
-  globalScope.addEventListener("scheduled", () => {
-    calls.push(1);
-  });
-  globalScope.addEventListener("scheduled", () => {
-    calls.push(2);
-    throw new TypeError("test");
-  });
-  globalScope.addEventListener("scheduled", () => {
-    calls.push(3);
-  });
-  await assert.rejects(globalScope[kDispatchScheduled](), { name: "TypeError", message: "test" });
-  assert.deepEqual(calls, [1, 2]);
+  await assertStopsAfterFirstError(globalScope, "scheduled", () => globalScope[kDispatchScheduled]());
 });
 test("kDispatchQueue: dispatches event", async () => {
   const { globalScope } = useScope();

@@ -1,14 +1,13 @@
 // Tests for fetch, createCompatFetch, createFetchMock and logResponse
 // (spec §2.2, §6, §7). Upstreams are local servers on 127.0.0.1 only.
 import assert from "node:assert/strict";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { test, type TestContext } from "node:test";
+import type http from "node:http";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Compatibility } from "../../src/shared/compat.js";
 import { EXTERNAL_SUBREQUEST_LIMIT_BUNDLED, RequestContext } from "../../src/shared/context.js";
 import { LogLevel, NoOpLog } from "../../src/shared/log.js";
-import { InputGate, OutputGate, waitUntilOnOutputGate } from "../../src/shared/sync/gate.js";
+import { OutputGate, waitUntilOnOutputGate } from "../../src/shared/sync/gate.js";
 import {
   Body,
   Request,
@@ -22,25 +21,19 @@ import {
   fetch,
   logResponse,
 } from "../../src/standards/http.js";
+import {
+  IN_REQUEST_MESSAGE,
+  type Listener,
+  MULTIPART_CONTENT_TYPE,
+  multipartFileLines,
+  singleChunkStream,
+  useServer,
+  waitsForInputGate,
+} from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
+import { deferred } from "../helpers/sync.js";
 
 const BaseRequest = globalThis.Request;
-
-type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-async function useServer(t: TestContext, listener: Listener): Promise<URL> {
-  const server = http.createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      })
-  );
-  const { port } = server.address() as AddressInfo;
-  return new URL(`http://127.0.0.1:${port}/`);
-}
 
 const echoHeaders: Listener = (req, res) => res.end(JSON.stringify(req.headers));
 
@@ -53,30 +46,6 @@ function redirectingServerListener(req: http.IncomingMessage, res: http.ServerRe
     res.writeHead(200);
   }
   res.end();
-}
-
-function triggerPromise<T>(): [(value: T) => void, Promise<T>] {
-  let trigger!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => (trigger = resolve));
-  return [trigger, promise];
-}
-
-async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  const events: string[] = [];
-  const promise = inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    const result = await closure();
-    events.push("resolved");
-    return result;
-  });
-  await sleep(100);
-  events.push("opened");
-  openTrigger();
-  const result = await promise;
-  assert.deepEqual(events, ["opened", "resolved"]);
-  return result;
 }
 
 const bundledContext = () =>
@@ -157,14 +126,14 @@ test("fetch: waits for output gate to open before fetching", async (t) => {
     res.end("upstream");
   });
   const outputGate = new OutputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
+  const open = deferred();
   const promise = outputGate.runWith(() => {
-    waitUntilOnOutputGate(openPromise);
+    waitUntilOnOutputGate(open.promise);
     return fetch(upstream);
   });
   await sleep(100);
   assert.equal(fetched, false);
-  openTrigger();
+  open.resolve();
   const res = await promise;
   assert.equal(fetched, true);
   assert.equal(await res.text(), "upstream");
@@ -259,26 +228,13 @@ test("fetch: doesn't mutate the headers of the Request passed in", async (t) => 
 test("fetch: accepts stream body", async (t) => {
   const upstream = await useServer(t, (req, res) => req.pipe(res));
 
-  let stream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode("chunk1"));
-      controller.close();
-    },
-  });
-  const init = { method: "POST", body: stream };
+  const init = { method: "POST", body: singleChunkStream("chunk1") };
   const initClone = { ...init };
   let res = await fetch(upstream, init);
   assert.deepEqual(init, initClone);
   assert.equal(await res.text(), "chunk1");
 
-  stream = new ReadableStream({
-    type: "bytes",
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode("chunk2"));
-      controller.close();
-    },
-  });
-  res = await fetch(upstream, { method: "POST", body: stream });
+  res = await fetch(upstream, { method: "POST", body: singleChunkStream("chunk2", "bytes") });
   assert.equal(await res.text(), "chunk2");
 });
 
@@ -401,11 +357,7 @@ test("createCompatFetch: throws outside request handler unless globalAsyncIO set
   let compatFetch = createCompatFetch({ log, compat });
   await assert.rejects(compatFetch(upstream), {
     name: "Error",
-    message:
-      "Some functionality, such as asynchronous I/O (fetch, Cache API, KV), " +
-      "timeouts (setTimeout, setInterval), and generating random values " +
-      "(crypto.getRandomValues, crypto.subtle.generateKey), can only be " +
-      "performed while handling a request.",
+    message: IN_REQUEST_MESSAGE,
   });
   let res = await ctx.runWith(() => compatFetch(upstream));
   assert.equal(await res.text(), "upstream");
@@ -531,17 +483,8 @@ test("createCompatFetch: rewrites urls of all types of fetch inputs", async (t) 
 
 test("createCompatFetch: Responses parse files in FormData as File objects only if compatibility flag enabled", async (t) => {
   const upstream = await useServer(t, (req, res) => {
-    res.writeHead(200, { "Content-Type": 'multipart/form-data;boundary="boundary"' });
-    res.end(
-      [
-        "--boundary",
-        'Content-Disposition: form-data; name="key"; filename="test.txt"',
-        "Content-Type: text/plain",
-        "",
-        "file contents",
-        "--boundary--",
-      ].join("\r\n")
-    );
+    res.writeHead(200, { "Content-Type": MULTIPART_CONTENT_TYPE });
+    res.end(multipartFileLines().join("\r\n"));
   });
   const log = new NoOpLog();
   let compatFetch = createCompatFetch({ log, compat: new Compatibility(), globalAsyncIO: true });

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Body, Request, Response, withStringFormDataFiles } from "../../src/standards/http.js";
+import { MULTIPART_CONTENT_TYPE as MULTIPART, multipartFileLines } from "../helpers/http.js";
 
 const BaseResponse = globalThis.Response;
-const MULTIPART = 'multipart/form-data;boundary="boundary"';
 
 function multipart(lines: string[], contentType: string | null = MULTIPART): Body {
   const headers: Record<string, string> = {};
@@ -49,67 +49,37 @@ test("Body: formData: parses regular form data fields", async () => {
   assert.deepEqual(formData.getAll("key2"), ["multipart value2", "second value2"]);
 });
 
-test("Body: formData: parses files as File objects by default", async () => {
-  const formData = await multipart([
-    "--boundary",
-    'Content-Disposition: form-data; name="key"; filename="test.txt"',
-    "Content-Type: text/plain",
-    "",
-    "file contents",
-    "--boundary--",
-  ]).formData();
-  const file = formData.get("key");
+// The file field "key" of a multipart body, checking it parsed as a File
+async function parsedFile(lines: string[]): Promise<File> {
+  const file = (await multipart(lines).formData()).get("key");
   assert(file instanceof File);
+  return file;
+}
+
+test("Body: formData: parses files as File objects by default", async () => {
+  const file = await parsedFile(multipartFileLines());
   assert.equal(await file.text(), "file contents");
   assert.equal(file.name, "test.txt");
   assert.equal(file.type, "text/plain");
 });
 
 test("Body: formData: preserves path of File objects", async () => {
-  const formData = await multipart([
-    "--boundary",
-    'Content-Disposition: form-data; name="key"; filename="directory/test.txt"',
-    "Content-Type: text/plain",
-    "",
-    "file contents",
-    "--boundary--",
-  ]).formData();
-  const file = formData.get("key");
-  assert(file instanceof File);
+  const file = await parsedFile(multipartFileLines("directory/test.txt"));
   assert.equal(await file.text(), "file contents");
   assert.equal(file.name, "directory/test.txt");
 });
 
 test("Body: formData: parses files as strings if option set", async () => {
-  const body = withStringFormDataFiles(
-    multipart([
-      "--boundary",
-      'Content-Disposition: form-data; name="key"; filename="test.txt"',
-      "Content-Type: text/plain",
-      "",
-      "file contents",
-      "--boundary--",
-    ])
-  );
+  const body = withStringFormDataFiles(multipart(multipartFileLines()));
   const formData = await body.formData();
   assert.equal(formData.get("key"), "file contents");
 });
 
 test("Body: formData: respects Content-Transfer-Encoding header for base64 encoded files", async () => {
-  const lines = [
-    "--boundary",
-    'Content-Disposition: form-data; name="key"; filename="test.txt"',
-    "Content-Transfer-Encoding: base64",
-    "Content-Type: text/plain",
-    "",
-    "dGVzdA==",
-    "--boundary--",
-  ];
-  let formData = await withStringFormDataFiles(multipart(lines)).formData();
+  const lines = multipartFileLines("test.txt", "dGVzdA==", ["Content-Transfer-Encoding: base64"]);
+  const formData = await withStringFormDataFiles(multipart(lines)).formData();
   assert.equal(formData.get("key"), "test");
-  formData = await multipart(lines).formData();
-  const file = formData.get("key");
-  assert(file instanceof File);
+  const file = await parsedFile(lines);
   assert.equal(await file.text(), "test");
 });
 
@@ -151,32 +121,35 @@ test("Body: formData: throws if multipart boundary missing", async () => {
   });
 });
 
-test("Body: formData: throws on unexpected end of form", async () => {
-  for (const lines of [
-    ["--boundary", 'Content-Disposition: form-data; name="key"', "", "value"],
-    ["--boundary", 'Content-Disposition: form-data; name="key"', "", "value", "--boundary"],
-    ["garbage"],
-    [""],
-  ]) {
-    await assert.rejects(multipart(lines).formData(), {
-      name: "TypeError",
-      message: "Unexpected end of form",
-    });
-  }
-});
-
-test("Body: formData: throws on malformed part header", async () => {
-  for (const lines of [
-    ["--boundary", "garbage header", "", "value", "--boundary--"],
-    ["--boundary", "", "value", "--boundary--"],
-    ["--boundary", 'Content-Disposition: form-data; name="key"', "value", "--boundary--"],
-  ]) {
-    await assert.rejects(multipart(lines).formData(), {
-      name: "TypeError",
-      message: "Malformed part header",
-    });
-  }
-});
+// [test title, error message, bodies (lines) that must fail with it]
+const malformedMultipartCases: [string, string, string[][]][] = [
+  [
+    "unexpected end of form",
+    "Unexpected end of form",
+    [
+      ["--boundary", 'Content-Disposition: form-data; name="key"', "", "value"],
+      ["--boundary", 'Content-Disposition: form-data; name="key"', "", "value", "--boundary"],
+      ["garbage"],
+      [""],
+    ],
+  ],
+  [
+    "malformed part header",
+    "Malformed part header",
+    [
+      ["--boundary", "garbage header", "", "value", "--boundary--"],
+      ["--boundary", "", "value", "--boundary--"],
+      ["--boundary", 'Content-Disposition: form-data; name="key"', "value", "--boundary--"],
+    ],
+  ],
+];
+for (const [title, message, bodies] of malformedMultipartCases) {
+  test(`Body: formData: throws on ${title}`, async () => {
+    for (const lines of bodies) {
+      await assert.rejects(multipart(lines).formData(), { name: "TypeError", message });
+    }
+  });
+}
 
 test("Body: formData: ignores preamble, epilogue and non form-data parts", async () => {
   const formData = await multipart([

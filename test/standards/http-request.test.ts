@@ -1,90 +1,25 @@
 // Tests for the Request wrapper and withImmutableHeaders (spec §2.3)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { InputGate } from "../../src/shared/sync/gate.js";
 import {
   Body,
   Request,
   Response,
-  _getBodyLength,
-  _headersFromIncomingRequest,
-  _isBodyStream,
-  _isByteStream,
   _kInner,
   kFixedLength,
   withImmutableHeaders,
   withInputGating,
-  withStringFormDataFiles,
-  withWaitUntil,
 } from "../../src/standards/http.js";
+import {
+  bodyChecks,
+  byobReadFirstChunk,
+  cf,
+  singleChunkStream,
+  waitsForInputGate,
+} from "../helpers/http.js";
 
 const BaseRequest = globalThis.Request;
-const BaseResponse = globalThis.Response;
-
-const cf = { country: "GB", nested: { a: [1, 2] } };
-const utf8Encode = (s: string) => new TextEncoder().encode(s);
-const utf8Decode = (a?: Uint8Array) => new TextDecoder().decode(a);
-
-function unimplementedMessage(klass: string, property: string): RegExp {
-  return new RegExp(
-    `^Failed to get the '${property}' property on '${klass}': the property is not implemented\\.$`
-  );
-}
-
-async function byobReadFirstChunk(body: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(body);
-  const reader = body.getReader({ mode: "byob" });
-  const result = await reader.read(new Uint8Array(32));
-  return utf8Decode(result.value);
-}
-
-async function streamText(stream: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(stream);
-  let text = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
-}
-
-function triggerPromise<T>(): [(value: T) => void, Promise<T>] {
-  let trigger!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => (trigger = resolve));
-  return [trigger, promise];
-}
-
-// Runs closure with a closed input gate, checking it only resolves once the
-// gate has been reopened
-async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  const events: string[] = [];
-  const promise = inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    const result = await closure();
-    events.push("resolved");
-    return result;
-  });
-  await sleep(50);
-  events.push("opened");
-  openTrigger();
-  const result = await promise;
-  assert.deepEqual(events, ["opened", "resolved"]);
-  return result;
-}
-
-// Checks closure resolves even though the current input gate is closed
-async function ignoresInputGate(closure: () => Promise<unknown>): Promise<void> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  await inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    await closure();
-  });
-  openTrigger();
-}
+const postRequest = (body: BodyInit | null) => new Request("http://localhost", { method: "POST", body });
 
 // ---------------------------------------------------------------------------
 // Request
@@ -141,27 +76,14 @@ test("Request: can use existing Request as init", async () => {
 });
 
 test("Request: can construct new Request with stream body", async () => {
-  let stream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk1"));
-      controller.close();
-    },
-  });
-  const init = { method: "POST", body: stream };
+  const init = { method: "POST", body: singleChunkStream("chunk1") };
   const initClone = { ...init };
   let req = new Request("http://localhost", init);
   // init isn't mutated (duplex is set on a copy)
   assert.deepEqual(init, initClone);
   assert.equal(await req.text(), "chunk1");
 
-  stream = new ReadableStream({
-    type: "bytes",
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk2"));
-      controller.close();
-    },
-  });
-  req = new Request("http://localhost", { method: "POST", body: stream });
+  req = new Request("http://localhost", { method: "POST", body: singleChunkStream("chunk2", "bytes") });
   assert.equal(await req.text(), "chunk2");
 });
 
@@ -188,20 +110,7 @@ test("Request: init.cf overrides input.cf", () => {
   assert.equal(req2.cf?.cacheKey, "test");
 });
 
-test("Request: doesn't detach ArrayBuffers", async () => {
-  const buffer = utf8Encode("test1").buffer;
-  let req = new Request("http://localhost", { method: "POST", body: buffer });
-  assert.equal(await streamText(req.body), "test1");
-  req = new Request("http://localhost", { method: "POST", body: buffer });
-  assert.equal(await streamText(req.body), "test1");
-  assert.equal(buffer.byteLength, 5);
-
-  const array = utf8Encode("test2");
-  req = new Request("http://localhost", { method: "POST", body: array });
-  assert.equal(await streamText(req.body), "test2");
-  req = new Request("http://localhost", { method: "POST", body: array });
-  assert.equal(await streamText(req.body), "test2");
-});
+test("Request: doesn't detach ArrayBuffers", () => bodyChecks.doesntDetachBuffers(postRequest));
 
 test("Request: clone: copies cf", () => {
   const req = new Request("http://localhost", { method: "POST", cf });
@@ -217,36 +126,7 @@ test("Request: clone: copies cf", () => {
   assert.notEqual(req3.cf, req2.cf);
 });
 
-test("Request: clones stream bodies", async () => {
-  let stream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk1"));
-      controller.close();
-    },
-  });
-  let req = new Request("http://localhost", { method: "POST", body: stream });
-  let clone = req.clone();
-  assert(req.body !== null && clone.body !== null);
-  assert(_isByteStream(req.body));
-  assert(_isByteStream(clone.body));
-  assert.equal(await req.text(), "chunk1");
-  assert.equal(await clone.text(), "chunk1");
-
-  stream = new ReadableStream({
-    type: "bytes",
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk2"));
-      controller.close();
-    },
-  });
-  req = new Request("http://localhost", { method: "POST", body: stream });
-  clone = req.clone();
-  assert(req.body !== null && clone.body !== null);
-  assert(_isByteStream(req.body));
-  assert(_isByteStream(clone.body));
-  assert.equal(await req.text(), "chunk2");
-  assert.equal(await clone.text(), "chunk2");
-});
+test("Request: clones stream bodies", () => bodyChecks.clonesStreamBodies(postRequest));
 
 test("Request: can be input gated", async () => {
   const req = withInputGating(new Request("http://localhost", { method: "POST", body: "body" }));
@@ -260,24 +140,9 @@ test("Request: clone retains input gated option", async () => {
   await waitsForInputGate(() => clone.text());
 });
 
-test("Request: clone retains form data file parsing option", async () => {
-  const formData = new FormData();
-  formData.append("file", new File(["test"], "test.txt"));
-
-  let req = new Request("https://host", { method: "POST", body: formData });
-  let clone = req.clone();
-  let resFormData = await clone.formData();
-  const file = resFormData.get("file");
-  assert(file instanceof File);
-  assert.equal(await file.text(), "test");
-  assert.equal(file.name, "test.txt");
-
-  req = new Request("https://host", { method: "POST", body: formData });
-  req = withStringFormDataFiles(req);
-  clone = req.clone();
-  resFormData = await clone.formData();
-  assert.equal(resFormData.get("file"), "test");
-});
+test("Request: clone retains form data file parsing option", () =>
+  bodyChecks.cloneRetainsFormDataFileOption(postRequest)
+);
 
 test("Request: Object.keys() returns getters", () => {
   const req = new Request("http://localhost", { headers: { "X-Key": "value " } });
@@ -317,17 +182,7 @@ test("Request: can mutate forbidden headers after construction", () => {
     "upgrade",
     "via",
   ];
-  const req = new Request("http://localhost");
-  for (const header of forbiddenHeaderNames) {
-    req.headers.set(header, "value");
-    assert.equal(req.headers.get(header), "value");
-  }
-  const req2 = req.clone();
-  for (const header of forbiddenHeaderNames) {
-    assert.equal(req2.headers.get(header), "value");
-    req2.headers.set(header, "value2");
-    assert.equal(req2.headers.get(header), "value2");
-  }
+  bodyChecks.forbiddenHeadersMutable(new Request("http://localhost"), forbiddenHeaderNames);
 });
 
 test("Request: can use byob reader for body", async () => {
@@ -335,17 +190,7 @@ test("Request: can use byob reader for body", async () => {
   assert.equal(await byobReadFirstChunk(body), "body");
 });
 
-test("Request: can use byob reader when cloning", async () => {
-  let req = new Request("https://a", { method: "POST", body: "body" });
-  let clone = req.clone();
-  assert.equal(await byobReadFirstChunk(req.body), "body");
-  assert.equal(await byobReadFirstChunk(clone.body), "body");
-
-  req = new Request("https://a", { method: "POST", body: "body" });
-  clone = req.clone();
-  assert.equal(await byobReadFirstChunk(clone.body), "body");
-  assert.equal(await byobReadFirstChunk(req.body), "body");
-});
+test("Request: can use byob reader when cloning", () => bodyChecks.byobReadsWhenCloning(postRequest));
 
 test("Request: should be locked when attaching a reader", () => {
   const req = new Request("http://localhost", { method: "POST", body: "body" });
@@ -356,28 +201,13 @@ test("Request: should be locked when attaching a reader", () => {
   assert.equal(req.body.locked, true);
 });
 
-test("Request: should reset bodyStream when body is cloned", async () => {
-  const reqBody = new ArrayBuffer(10);
-  const req = new Request("http://localhost", { method: "POST", body: reqBody });
-  const bodyStream = req.body;
-  assert(bodyStream instanceof ReadableStream);
-  const cloneReq = req.clone();
-  assert.deepEqual(await cloneReq.arrayBuffer(), reqBody);
-  assert(req.body);
-  for await (const chunk of req.body as unknown as AsyncIterable<unknown>) {
-    assert(chunk instanceof Uint8Array);
-  }
-  assert.notEqual(bodyStream, req.body);
-});
+test("Request: should reset bodyStream when body is cloned", () =>
+  bodyChecks.cloneResetsBodyStream(postRequest)
+);
 
 test("Request: access to unimplemented properties throws error", () => {
-  const req = new Request("https://a");
-  for (const property of ["context", "mode", "credentials", "integrity", "cache"] as const) {
-    assert.throws(() => req[property], {
-      name: "Error",
-      message: unimplementedMessage("Request", property),
-    });
-  }
+  const properties = ["context", "mode", "credentials", "integrity", "cache"];
+  bodyChecks.unimplementedProperties("Request", new Request("https://a"), properties);
 });
 
 test("Request: sets Content-Length for fixed length stream bodies", () => {

@@ -1,90 +1,24 @@
 // Tests for the Response wrapper (spec §2.3)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { InputGate } from "../../src/shared/sync/gate.js";
 import {
   Body,
   Request,
   Response,
-  _getBodyLength,
-  _headersFromIncomingRequest,
-  _isBodyStream,
-  _isByteStream,
   _kInner,
   kFixedLength,
-  withImmutableHeaders,
   withInputGating,
-  withStringFormDataFiles,
   withWaitUntil,
 } from "../../src/standards/http.js";
+import {
+  bodyChecks,
+  byobReadFirstChunk,
+  singleChunkStream,
+  waitsForInputGate,
+} from "../helpers/http.js";
 
-const BaseRequest = globalThis.Request;
 const BaseResponse = globalThis.Response;
-
-const cf = { country: "GB", nested: { a: [1, 2] } };
-const utf8Encode = (s: string) => new TextEncoder().encode(s);
-const utf8Decode = (a?: Uint8Array) => new TextDecoder().decode(a);
-
-function unimplementedMessage(klass: string, property: string): RegExp {
-  return new RegExp(
-    `^Failed to get the '${property}' property on '${klass}': the property is not implemented\\.$`
-  );
-}
-
-async function byobReadFirstChunk(body: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(body);
-  const reader = body.getReader({ mode: "byob" });
-  const result = await reader.read(new Uint8Array(32));
-  return utf8Decode(result.value);
-}
-
-async function streamText(stream: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(stream);
-  let text = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
-}
-
-function triggerPromise<T>(): [(value: T) => void, Promise<T>] {
-  let trigger!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => (trigger = resolve));
-  return [trigger, promise];
-}
-
-// Runs closure with a closed input gate, checking it only resolves once the
-// gate has been reopened
-async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  const events: string[] = [];
-  const promise = inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    const result = await closure();
-    events.push("resolved");
-    return result;
-  });
-  await sleep(50);
-  events.push("opened");
-  openTrigger();
-  const result = await promise;
-  assert.deepEqual(events, ["opened", "resolved"]);
-  return result;
-}
-
-// Checks closure resolves even though the current input gate is closed
-async function ignoresInputGate(closure: () => Promise<unknown>): Promise<void> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  await inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    await closure();
-  });
-  openTrigger();
-}
+const response = (body: BodyInit | null) => new Response(body);
 
 // ---------------------------------------------------------------------------
 // Response
@@ -200,19 +134,7 @@ test("Response: allows empty string for null body", () => {
   assert.throws(() => new Response("x", { status: 204 }), { name: "TypeError" });
 });
 
-test("Response: doesn't detach ArrayBuffers", async () => {
-  const buffer = utf8Encode("test1").buffer;
-  let res = new Response(buffer);
-  assert.equal(await streamText(res.body), "test1");
-  res = new Response(buffer);
-  assert.equal(await streamText(res.body), "test1");
-
-  const array = utf8Encode("test2");
-  res = new Response(array);
-  assert.equal(await streamText(res.body), "test2");
-  res = new Response(array);
-  assert.equal(await streamText(res.body), "test2");
-});
+test("Response: doesn't detach ArrayBuffers", () => bodyChecks.doesntDetachBuffers(response));
 
 test("Response: clones non-standard properties", async () => {
   const res = new Response("body", { encodeBody: "manual" });
@@ -232,46 +154,10 @@ test("Response: clones non-standard properties", async () => {
   assert.equal(await res3.text(), "body");
 });
 
-test("Response: clones stream bodies", async () => {
-  let stream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk1"));
-      controller.close();
-    },
-  });
-  let res = new Response(stream);
-  let clone = res.clone();
-  assert(res.body !== null && clone.body !== null);
-  assert(_isByteStream(res.body));
-  assert(_isByteStream(clone.body));
-  assert.equal(await res.text(), "chunk1");
-  assert.equal(await clone.text(), "chunk1");
-
-  stream = new ReadableStream({
-    type: "bytes",
-    start(controller) {
-      controller.enqueue(utf8Encode("chunk2"));
-      controller.close();
-    },
-  });
-  res = new Response(stream);
-  clone = res.clone();
-  assert(res.body !== null && clone.body !== null);
-  assert(_isByteStream(res.body));
-  assert(_isByteStream(clone.body));
-  assert.equal(await res.text(), "chunk2");
-  assert.equal(await clone.text(), "chunk2");
-});
+test("Response: clones stream bodies", () => bodyChecks.clonesStreamBodies(response));
 
 test("Response: cloned bodies don't detach each other's chunks", async () => {
-  const chunk = utf8Encode("shared");
-  const stream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(chunk);
-      controller.close();
-    },
-  });
-  const res = withInputGating(new Response(stream));
+  const res = withInputGating(new Response(singleChunkStream("shared")));
   const clone = res.clone();
   assert.equal(await byobReadFirstChunk(clone.body), "shared");
   assert.equal(await byobReadFirstChunk(res.body), "shared");
@@ -306,23 +192,9 @@ test("Response: clone retains input gated option", async () => {
   await waitsForInputGate(() => clone.text());
 });
 
-test("Response: clone retains form data file parsing option", async () => {
-  const formData = new FormData();
-  formData.append("file", new File(["test"], "test.txt"));
-
-  let res = new Response(formData);
-  let clone = res.clone();
-  let resFormData = await clone.formData();
-  const file = resFormData.get("file");
-  assert(file instanceof File);
-  assert.equal(await file.text(), "test");
-  assert.equal(file.name, "test.txt");
-
-  res = withStringFormDataFiles(new Response(formData));
-  clone = res.clone();
-  resFormData = await clone.formData();
-  assert.equal(resFormData.get("file"), "test");
-});
+test("Response: clone retains form data file parsing option", () =>
+  bodyChecks.cloneRetainsFormDataFileOption(response)
+);
 
 test("Response: clones null body", () => {
   const res = new Response(null, { status: 201 });
@@ -346,34 +218,14 @@ test("Response: Object.keys() returns getters", () => {
 });
 
 test("Response: can mutate forbidden headers after construction", () => {
-  const res = new Response("body");
-  for (const header of ["set-cookie", "set-cookie2"]) {
-    res.headers.set(header, "value");
-    assert.equal(res.headers.get(header), "value");
-  }
-  const res2 = res.clone();
-  for (const header of ["set-cookie", "set-cookie2"]) {
-    assert.equal(res2.headers.get(header), "value");
-    res2.headers.set(header, "value2");
-    assert.equal(res2.headers.get(header), "value2");
-  }
+  bodyChecks.forbiddenHeadersMutable(new Response("body"), ["set-cookie", "set-cookie2"]);
 });
 
 test("Response: can use byob reader for body", async () => {
   assert.equal(await byobReadFirstChunk(new Response("body").body), "body");
 });
 
-test("Response: can use byob reader when cloning", async () => {
-  let res = new Response("body");
-  let clone = res.clone();
-  assert.equal(await byobReadFirstChunk(res.body), "body");
-  assert.equal(await byobReadFirstChunk(clone.body), "body");
-
-  res = new Response("body");
-  clone = res.clone();
-  assert.equal(await byobReadFirstChunk(clone.body), "body");
-  assert.equal(await byobReadFirstChunk(res.body), "body");
-});
+test("Response: can use byob reader when cloning", () => bodyChecks.byobReadsWhenCloning(response));
 
 test("Response: should be locked when attaching a reader", () => {
   const res = new Response("body");
@@ -383,27 +235,12 @@ test("Response: should be locked when attaching a reader", () => {
   assert.equal(res.body.locked, true);
 });
 
-test("Response: should reset bodyStream when body is cloned", async () => {
-  const resBody = new ArrayBuffer(10);
-  const res = new Response(resBody);
-  const bodyStream = res.body;
-  assert(bodyStream instanceof ReadableStream);
-  const cloneRes = res.clone();
-  assert.deepEqual(await cloneRes.arrayBuffer(), resBody);
-  for await (const chunk of res.body as unknown as AsyncIterable<unknown>) {
-    assert(chunk instanceof Uint8Array);
-  }
-  assert.notEqual(bodyStream, res.body);
-});
+test("Response: should reset bodyStream when body is cloned", () =>
+  bodyChecks.cloneResetsBodyStream(response)
+);
 
 test("Response: access to unimplemented properties throws error", () => {
-  const res = new Response();
-  for (const property of ["type", "useFinalUrl"] as const) {
-    assert.throws(() => res[property], {
-      name: "Error",
-      message: unimplementedMessage("Response", property),
-    });
-  }
+  bodyChecks.unimplementedProperties("Response", new Response(), ["type", "useFinalUrl"]);
 });
 
 test("Response: waitUntil defaults to empty array", async () => {

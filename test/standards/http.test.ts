@@ -1,8 +1,6 @@
 // Tests for Headers#getAll, the Body wrapper and http helpers (spec §2.3)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { InputGate } from "../../src/shared/sync/gate.js";
 import {
   Body,
   Request,
@@ -11,80 +9,23 @@ import {
   _headersFromIncomingRequest,
   _isBodyStream,
   _isByteStream,
-  _kInner,
   kFixedLength,
-  withImmutableHeaders,
   withInputGating,
-  withStringFormDataFiles,
   withWaitUntil,
 } from "../../src/standards/http.js";
+import {
+  NON_ARRAY_CHUNK_MESSAGE,
+  STRING_CHUNK_MESSAGE,
+  byobReadFirstChunk,
+  ignoresInputGate,
+  streamText,
+  utf8Decode,
+  utf8Encode,
+  waitsForInputGate,
+} from "../helpers/http.js";
 
 const BaseRequest = globalThis.Request;
 const BaseResponse = globalThis.Response;
-
-const cf = { country: "GB", nested: { a: [1, 2] } };
-const utf8Encode = (s: string) => new TextEncoder().encode(s);
-const utf8Decode = (a?: Uint8Array) => new TextDecoder().decode(a);
-
-function unimplementedMessage(klass: string, property: string): RegExp {
-  return new RegExp(
-    `^Failed to get the '${property}' property on '${klass}': the property is not implemented\\.$`
-  );
-}
-
-async function byobReadFirstChunk(body: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(body);
-  const reader = body.getReader({ mode: "byob" });
-  const result = await reader.read(new Uint8Array(32));
-  return utf8Decode(result.value);
-}
-
-async function streamText(stream: ReadableStream<Uint8Array> | null): Promise<string> {
-  assert(stream);
-  let text = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
-}
-
-function triggerPromise<T>(): [(value: T) => void, Promise<T>] {
-  let trigger!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => (trigger = resolve));
-  return [trigger, promise];
-}
-
-// Runs closure with a closed input gate, checking it only resolves once the
-// gate has been reopened
-async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  const events: string[] = [];
-  const promise = inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    const result = await closure();
-    events.push("resolved");
-    return result;
-  });
-  await sleep(50);
-  events.push("opened");
-  openTrigger();
-  const result = await promise;
-  assert.deepEqual(events, ["opened", "resolved"]);
-  return result;
-}
-
-// Checks closure resolves even though the current input gate is closed
-async function ignoresInputGate(closure: () => Promise<unknown>): Promise<void> {
-  const inputGate = new InputGate();
-  const [openTrigger, openPromise] = triggerPromise<void>();
-  await inputGate.runWith(async () => {
-    void inputGate.runWithClosed(() => openPromise);
-    await closure();
-  });
-  openTrigger();
-}
 
 // ---------------------------------------------------------------------------
 // Headers
@@ -194,42 +135,23 @@ test("Body: can pause, resume and cancel body stream", async () => {
   assert.equal(result.done, true);
 });
 
-test("Body: throws on string chunks", async () => {
-  const inputStream = new ReadableStream({
-    start(controller) {
-      controller.enqueue("I'm a string");
-      controller.close();
-    },
+const invalidChunkCases: [string, unknown, string][] = [
+  ["string", "I'm a string", STRING_CHUNK_MESSAGE],
+  ["non-ArrayBuffer/ArrayBufferView", 42, NON_ARRAY_CHUNK_MESSAGE],
+];
+for (const [title, chunk, message] of invalidChunkCases) {
+  test(`Body: throws on ${title} chunks`, async () => {
+    const inputStream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const { body } = new Response(inputStream as ReadableStream<any>);
+    assert(body);
+    await assert.rejects(body.getReader().read(), { name: "TypeError", message });
   });
-  const { body } = new Response(inputStream as ReadableStream<any>);
-  assert(body);
-  await assert.rejects(body.getReader().read(), {
-    name: "TypeError",
-    message:
-      "This TransformStream is being used as a byte stream, " +
-      "but received a string on its writable side. " +
-      "If you wish to write a string, you'll probably want to " +
-      "explicitly UTF-8-encode it with TextEncoder.",
-  });
-});
-
-test("Body: throws on non-ArrayBuffer/ArrayBufferView chunks", async () => {
-  const inputStream = new ReadableStream({
-    start(controller) {
-      controller.enqueue(42);
-      controller.close();
-    },
-  });
-  const { body } = new Response(inputStream as ReadableStream<any>);
-  assert(body);
-  await assert.rejects(body.getReader().read(), {
-    name: "TypeError",
-    message:
-      "This TransformStream is being used as a byte stream, " +
-      "but received an object of non-ArrayBuffer/ArrayBufferView " +
-      "type on its writable side.",
-  });
-});
+}
 
 test("Body: body is always a byte stream", async () => {
   const regular = new ReadableStream({

@@ -20,6 +20,7 @@ import {
   kContentLength,
   proxyDisableStreamConstructor,
 } from "../../src/standards/streams.js";
+import { NON_ARRAY_CHUNK_MESSAGE, STRING_CHUNK_MESSAGE } from "../helpers/http.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -256,15 +257,6 @@ async function identityByobCheck(stream: TransformStream): Promise<void> {
   assert.equal(result.done, true);
   assert.deepEqual(result.value, new Uint8Array([]));
 }
-const STRING_CHUNK_MESSAGE =
-  "This TransformStream is being used as a byte stream, " +
-  "but received a string on its writable side. " +
-  "If you wish to write a string, you'll probably want to " +
-  "explicitly UTF-8-encode it with TextEncoder.";
-const NON_ARRAY_CHUNK_MESSAGE =
-  "This TransformStream is being used as a byte stream, " +
-  "but received an object of non-ArrayBuffer/ArrayBufferView " +
-  "type on its writable side.";
 async function stringChunkCheck(stream: TransformStream): Promise<void> {
   const writer = stream.writable.getWriter();
   void writer.write("how much chunk would a chunk-chuck chuck?");

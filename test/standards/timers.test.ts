@@ -5,34 +5,30 @@ import { RequestContext } from "../../src/shared/context.js";
 import { InputGate } from "../../src/shared/sync/gate.js";
 import { DOMException } from "../../src/standards/domexception.js";
 import { Scheduler, assertsInRequest, createTimer } from "../../src/standards/timers.js";
-
-const IN_REQUEST_MESSAGE =
-  "Some functionality, such as asynchronous I/O (fetch, Cache API, KV), " +
-  "timeouts (setTimeout, setInterval), and generating random values " +
-  "(crypto.getRandomValues, crypto.subtle.generateKey), can only be " +
-  "performed while handling a request.";
-
-function deferred<T = void>(): [resolve: (value: T) => void, promise: Promise<T>] {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return [resolve, promise];
-}
+import { IN_REQUEST_MESSAGE } from "../helpers/http.js";
+import { deferred } from "../helpers/sync.js";
 
 const gatedSetTimeout = createTimer(setTimeout);
 const gatedSetInterval = createTimer(setInterval);
 
+// Cancels a 10ms timer `start`ed with a callback, checking it's never called
+async function assertCancelled<Handle>(
+  start: (callback: () => void) => Handle,
+  cancel: (handle: Handle) => void
+): Promise<void> {
+  let called = false;
+  cancel(start(() => (called = true)));
+  await sleep(50);
+  assert.equal(called, false);
+}
+
 test("createTimer: setTimeout calls callback with no input gate in context", async () => {
-  const [resolve, promise] = deferred<unknown[]>();
+  const { resolve, promise } = deferred<unknown[]>();
   gatedSetTimeout((a: number, b: string) => resolve([a, b]), 10, 42, "test");
   assert.deepEqual(await promise, [42, "test"]);
 });
-test("createTimer: setTimeout can be cancelled", async () => {
-  let called = false;
-  const handle = gatedSetTimeout(() => (called = true), 10);
-  clearTimeout(handle);
-  await sleep(50);
-  assert.equal(called, false);
-});
+test("createTimer: setTimeout can be cancelled", () =>
+  assertCancelled((callback) => gatedSetTimeout(callback, 10), clearTimeout));
 test("createTimer: setTimeout throws without a callback", () => {
   assert.throws(() => gatedSetTimeout(undefined), { code: "ERR_INVALID_ARG_TYPE" });
 });
@@ -44,8 +40,8 @@ async function checkWaitsForInputGate(
   start: (callback: () => void) => void
 ): Promise<void> {
   const events: string[] = [];
-  const [open, opened] = deferred();
-  const [fired, firedPromise] = deferred();
+  const { resolve: open, promise: opened } = deferred();
+  const { resolve: fired, promise: firedPromise } = deferred();
   const done = gate.runWith(async () => {
     void gate.runWithClosed(() => opened);
     start(() => {
@@ -66,7 +62,7 @@ test("createTimer: setTimeout waits for input gate to open before calling callba
 });
 test("createTimer: setInterval calls callback repeatedly with no input gate in context", async () => {
   const calls: unknown[][] = [];
-  const [resolve, promise] = deferred();
+  const { resolve, promise } = deferred();
   const handle = gatedSetInterval(
     (a: number, b: string) => {
       calls.push([a, b]);
@@ -83,13 +79,8 @@ test("createTimer: setInterval calls callback repeatedly with no input gate in c
     [42, "test"],
   ]);
 });
-test("createTimer: setInterval can be cancelled", async () => {
-  let called = false;
-  const handle = gatedSetInterval(() => (called = true), 10);
-  clearInterval(handle);
-  await sleep(50);
-  assert.equal(called, false);
-});
+test("createTimer: setInterval can be cancelled", () =>
+  assertCancelled((callback) => gatedSetInterval(callback, 10), clearInterval));
 test("createTimer: setInterval waits for input gate to open before calling callback", async () => {
   const gate = new InputGate();
   let handle: NodeJS.Timeout | undefined;
@@ -106,7 +97,7 @@ test("createTimer: throws outside request context if blocked", async () => {
   for (const func of [setTimeout, setInterval]) {
     const timer = createTimer(func as typeof setTimeout, true);
     assert.throws(() => timer(() => {}, 10), { name: "Error", message: IN_REQUEST_MESSAGE });
-    const [resolve, promise] = deferred();
+    const { resolve, promise } = deferred();
     await new RequestContext().runWith(async () => {
       const handle = timer(resolve, 1);
       await promise;
@@ -125,7 +116,7 @@ test("assertsInRequest: throws outside request context if asserting", async () =
 
 test("AbortSignal.timeout: triggers signal after timeout", async () => {
   const signal = AbortSignal.timeout(50);
-  const [resolve, promise] = deferred();
+  const { resolve, promise } = deferred();
   signal.addEventListener("abort", () => resolve());
   assert.equal(signal.aborted, false);
   await promise;
