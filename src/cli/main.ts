@@ -1,9 +1,12 @@
 // The `miniflare` command. The only file that touches process.exit and the
 // console; parsing lives in args.ts, the server in http-server/.
 import type http from "node:http";
+import fs from "node:fs/promises";
+import path from "node:path";
 import repl from "node:repl";
 import { red } from "kleur/colors";
-import { Log, LogLevel, Miniflare, type MiniflareOptions, PLUGINS } from "../index.js";
+import { Log, LogLevel, Miniflare, type MiniflareOptions, PLUGINS, updateCheck } from "../index.js";
+import { packageVersion } from "../shared/package.js";
 import { ParseError, buildHelp, parseArgv } from "./args.js";
 
 /** Options the CLI sets on top of what was parsed, as Miniflare 2 did */
@@ -38,6 +41,22 @@ async function startREPL(mf: Miniflare): Promise<void> {
   const server = repl.start({ prompt: "> " });
   Object.assign(server.context, globalScope, { env: bindings });
   await new Promise<void>((resolve) => server.on("exit", resolve));
+}
+
+async function checkForUpdates(mf: Miniflare): Promise<void> {
+  const { CorePlugin } = await mf.getPlugins();
+  if (CorePlugin.updateCheck === false) return;
+  try {
+    const cacheDir = path.resolve("node_modules", ".mf");
+    await fs.mkdir(cacheDir, { recursive: true });
+    await updateCheck({
+      pkg: { name: "miniflare", version: packageVersion() },
+      lastCheckFile: path.join(cacheDir, "update-check"),
+      log: mf.log,
+    });
+  } catch (e: any) {
+    mf.log.debug("Unable to check for updates: " + e.stack);
+  }
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
@@ -76,6 +95,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     await mf.dispose();
     return 1;
   }
+
+  await checkForUpdates(mf);
 
   const stop = async () => {
     server.closeAllConnections();

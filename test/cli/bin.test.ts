@@ -67,7 +67,7 @@ test("bin: a bad flag value prints the flag, value and expected type, exits 1", 
 });
 
 test("bin: serves a modules worker from wrangler.toml without Node flags", async (t) => {
-  const run = runBin(t, ["--port", "0"], path.join(rootPath, "examples", "hello"));
+  const run = runBin(t, ["--port", "0", "--no-update-check"], path.join(rootPath, "examples", "hello"));
   const [, port] = await waitForOutput(run, /Listening on 127\.0\.0\.1:(\d+)/);
   const res = await fetch(`http://127.0.0.1:${port}/path`);
   assert.equal(res.status, 200);
@@ -81,7 +81,7 @@ test("bin: serves a modules worker from wrangler.toml without Node flags", async
 test("bin: reports a worker syntax error with the file and exits 1", async (t) => {
   const tmp = await useTmp(t);
   await writeFiles(tmp, { "worker.js": "addEventListener('fetch', (e) => {\n  e.respondWith(new Response(\"x\")\n});\n" });
-  const run = runBin(t, ["worker.js", "--port", "0"], tmp);
+  const run = runBin(t, ["worker.js", "--port", "0", "--no-update-check"], tmp);
   assert.equal(await run.exited, 1);
   assert.match(run.output(), /SyntaxError/);
   assert.match(run.output(), /worker\.js:2/);
@@ -95,7 +95,7 @@ test("bin: a thrown error becomes a 500 with the stack, and the server keeps ser
   e.respondWith(new Response("ok"));
 });`,
   });
-  const run = runBin(t, ["worker.js", "--port", "0"], tmp);
+  const run = runBin(t, ["worker.js", "--port", "0", "--no-update-check"], tmp);
   const [, port] = await waitForOutput(run, /Listening on 127\.0\.0\.1:(\d+)/);
   const res = await fetch(`http://127.0.0.1:${port}/throw`);
   assert.equal(res.status, 500);

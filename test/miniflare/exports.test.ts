@@ -51,6 +51,7 @@ const EXPORTS = [
   "createFetchMock",
   "fetch",
   "getRequestContext",
+  "updateCheck",
 ];
 
 test("Miniflare: exports: the package entry's named exports", async () => {
@@ -66,7 +67,7 @@ test("Miniflare: exports: the compiled src/index.js has the same exports", async
 
 test("Miniflare: exports: the names Miniflare 2's miniflare package exported are present", async () => {
   const entry = (await import("miniflare")) as Record<string, unknown>;
-  for (const name of ["Log", "LogLevel", "Miniflare", "PLUGINS", "Request", "Response"]) {
+  for (const name of ["Log", "LogLevel", "Miniflare", "PLUGINS", "Request", "Response", "updateCheck"]) {
     assert.notEqual(entry[name], undefined, name);
   }
   // Names users imported from Miniflare 2's scoped packages
