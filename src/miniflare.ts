@@ -1,9 +1,11 @@
 import type http from "node:http";
+import type repl from "node:repl";
 import { MiniflareCore } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
 import { PLUGINS, type Plugins } from "./plugins.js";
+import { startREPL } from "./repl.js";
 
 export type MiniflareOptions = Options<Plugins> & {
   /** Where logs go (default: NoOpLog, which prints nothing) */
@@ -44,6 +46,11 @@ export class Miniflare extends MiniflareCore {
   }
 
   /** Starts an HTTP server on the `host` and `port` options */
+  /** Starts a REPL in the worker's global scope, with bindings as `env` */
+  startREPL(): Promise<repl.REPLServer> {
+    return startREPL(this);
+  }
+
   async startServer(): Promise<http.Server> {
     const { startServer } = await import("./http-server/server.js");
     return startServer(this);

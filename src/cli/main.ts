@@ -3,7 +3,6 @@
 import type http from "node:http";
 import fs from "node:fs/promises";
 import path from "node:path";
-import repl from "node:repl";
 import { red } from "kleur/colors";
 import { Log, LogLevel, Miniflare, type MiniflareOptions, PLUGINS, updateCheck } from "../index.js";
 import { packageVersion } from "../shared/package.js";
@@ -35,13 +34,6 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
   return options;
 }
 
-async function startREPL(mf: Miniflare): Promise<void> {
-  const globalScope = await mf.getGlobalScope();
-  const bindings = await mf.getBindings();
-  const server = repl.start({ prompt: "> " });
-  Object.assign(server.context, globalScope, { env: bindings });
-  await new Promise<void>((resolve) => server.on("exit", resolve));
-}
 
 async function checkForUpdates(mf: Miniflare): Promise<void> {
   const { CorePlugin } = await mf.getPlugins();
@@ -80,10 +72,14 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   const log = options.log!;
   if (options.repl) {
     try {
-      await startREPL(mf);
-    } finally {
+      const server = await mf.startREPL();
+      await new Promise<void>((resolve) => server.on("exit", resolve));
+    } catch (e: any) {
+      log.error(e);
       await mf.dispose();
+      return 1;
     }
+    await mf.dispose();
     return 0;
   }
 

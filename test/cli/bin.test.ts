@@ -106,3 +106,26 @@ test("bin: a thrown error becomes a 500 with the stack, and the server keeps ser
   run.child.kill("SIGINT");
   assert.equal(await run.exited, 0);
 });
+
+test("bin: --repl evaluates in the worker's global scope with env", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "worker.mjs": "export default { fetch: () => new Response('x') }",
+  });
+  const child = spawn(
+    process.execPath,
+    [binPath, "--repl", "--modules", "worker.mjs", "--binding", "KEY=value"],
+    { cwd: tmp, env: { ...process.env, NODE_OPTIONS: "", MINIFLARE_REPL_HISTORY: "" } }
+  );
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  child.stdin.write('env.KEY + ":" + typeof MINIFLARE\n');
+  child.stdin.write(".exit\n");
+  assert.equal(await exited, 0);
+  assert.match(output, /'value:boolean'/);
+});

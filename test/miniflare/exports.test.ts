@@ -51,6 +51,7 @@ const EXPORTS = [
   "createFetchMock",
   "fetch",
   "getRequestContext",
+  "startREPL",
   "updateCheck",
 ];
 
