@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { createRequire } from "node:module";
 import type repl from "node:repl";
 import { MiniflareCore } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
@@ -61,6 +62,12 @@ let sourceMapsInstalled = false;
 function installSourceMapSupport(): void {
   if (sourceMapsInstalled) return;
   sourceMapsInstalled = true;
-  // Node maps stack traces through //# sourceMappingURL comments itself
-  process.setSourceMapsEnabled(true);
+  // Maps stack frames through the //# sourceMappingURL comments of the
+  // files they point at. Errors created inside the worker's vm context are
+  // formatted by the host's Error.prepareStackTrace too (Node falls back to
+  // the main context's), so this covers worker code. The cache is emptied
+  // between errors so rebuilt files are re-read.
+  const require = createRequire(import.meta.url);
+  const sourceMapSupport = require("source-map-support") as typeof import("source-map-support");
+  sourceMapSupport.install({ emptyCacheBetweenOperations: true, environment: "node" });
 }
