@@ -76,6 +76,8 @@ const kCloned = Symbol("kCloned");
 /** url/redirected/urlList of a fetch response whose inner had to be rebuilt */
 const kResponseInfo = Symbol("kResponseInfo");
 export const kWaitUntil = Symbol("kWaitUntil");
+/** A well-formed string body not yet read: text() and json() can return it */
+const kTextSource = Symbol("kTextSource");
 
 interface ResponseInfo {
   url: string;
@@ -150,6 +152,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
   declare [kFormDataFiles]: boolean;
   declare [kCloned]: boolean;
   declare [kBodyStream]: ReadableStream<Uint8Array> | undefined;
+  declare [kTextSource]: string | undefined;
   declare [kResponseInfo]: ResponseInfo | undefined;
 
   constructor(inner: Inner) {
@@ -162,6 +165,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
     defineHidden(this, kFormDataFiles, true);
     defineHidden(this, kCloned, false);
     defineHidden(this, kBodyStream, undefined);
+    defineHidden(this, kTextSource, undefined);
     defineHidden(this, kResponseInfo, info);
     makeEnumerable(Body.prototype, this, enumerableBodyKeys);
   }
@@ -175,6 +179,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
   }
 
   get body(): ReadableStream<Uint8Array> | null {
+    this[kTextSource] = undefined;
     const body = this[_kInner].body;
     if (body === null) return null;
     let stream = this[kBodyStream];
@@ -263,13 +268,43 @@ export class Body<Inner extends BaseBody = BaseBody> {
     return formData;
   }
 
+  /**
+   * The string this body was made from, if reading it would give exactly
+   * that string back: reading undici's body stream costs far more. Marks
+   * the body used, as reading it would.
+   */
+  #takeTextSource(): string | undefined {
+    const source = this[kTextSource];
+    if (source === undefined) return undefined;
+    this[kTextSource] = undefined;
+    const inner = this[_kInner];
+    const stream = inner.body;
+    if (this[kBodyStream] !== undefined || stream === null || stream.locked || inner.bodyUsed) {
+      return undefined;
+    }
+    // Cancelling disturbs the stream, so bodyUsed is true from now on
+    void stream.cancel();
+    return source;
+  }
+
   async json<T = any>(): Promise<T> {
+    const source = this.#takeTextSource();
+    if (source !== undefined) {
+      const value = JSON.parse(source) as T;
+      if (this[kInputGated]) await waitForOpenInputGate();
+      return value;
+    }
     const body = (await this[_kInner].json()) as T;
     if (this[kInputGated]) await waitForOpenInputGate();
     return body;
   }
 
   async text(): Promise<string> {
+    const source = this.#takeTextSource();
+    if (source !== undefined) {
+      if (this[kInputGated]) await waitForOpenInputGate();
+      return source;
+    }
     const body = await this[_kInner].text();
     if (this[kInputGated]) await waitForOpenInputGate();
     return body;
@@ -466,6 +501,7 @@ export class Response extends Body<BaseResponse> {
     let encodeBody: string | undefined;
     let status: number | undefined;
     let webSocket: any;
+    let textSource: string | undefined;
 
     let inner: BaseResponse;
     if (init instanceof BaseResponse && body === init.body) {
@@ -497,8 +533,13 @@ export class Response extends Body<BaseResponse> {
         baseInit = init;
       }
       inner = new BaseResponse(body, baseInit);
+      // (A lone surrogate would read back as U+FFFD, so only well-formed)
+      if (typeof body === "string" && inner.body !== null && body.isWellFormed()) {
+        textSource = body;
+      }
     }
     super(inner);
+    this[kTextSource] = textSource;
 
     encodeBody ??= "automatic";
     if (encodeBody !== "automatic" && encodeBody !== "manual") {
@@ -521,6 +562,7 @@ export class Response extends Body<BaseResponse> {
     const innerClone = this[_kInner].clone();
     // undici replaced our inner body with one branch of a tee
     this[kBodyStream] = undefined;
+    this[kTextSource] = undefined;
     const clone = new Response(innerClone.body, innerClone);
     clone[kInputGated] = this[kInputGated];
     clone[kFormDataFiles] = this[kFormDataFiles];

@@ -260,3 +260,38 @@ test("Response: instanceof works for wrapper classes only", () => {
   assert.equal(res instanceof Request, false);
   assert.equal(new BaseResponse("body") instanceof Response, false);
 });
+
+test("Response: text/json of a string body: return it and use the body up", async () => {
+  const res = new Response("hello ✓");
+  assert.equal(res.bodyUsed, false);
+  assert.equal(await res.text(), "hello ✓");
+  assert.equal(res.bodyUsed, true);
+  await assert.rejects(res.text(), TypeError);
+  await assert.rejects(res.arrayBuffer(), TypeError);
+
+  const json = new Response('{"a":[1,2]}');
+  assert.deepEqual(await json.json(), { a: [1, 2] });
+  assert.equal(json.bodyUsed, true);
+  await assert.rejects(new Response("{").json(), SyntaxError);
+});
+
+test("Response: text of a string body with a lone surrogate reads back U+FFFD, as UTF-8 does", async () => {
+  assert.equal(await new Response("a\uD800b").text(), "a\uFFFDb");
+});
+
+test("Response: text of a string body after reading its stream or cloning", async () => {
+  const res = new Response("streamed");
+  const reader = res.body!.getReader();
+  const { value } = await reader.read();
+  assert.equal(new TextDecoder().decode(value), "streamed");
+  reader.releaseLock();
+  assert.equal(res.bodyUsed, true);
+  await assert.rejects(res.text(), TypeError);
+
+  const original = new Response("twice");
+  const clone = original.clone();
+  assert.equal(await original.text(), "twice");
+  assert.equal(await clone.text(), "twice");
+  assert.equal(original.bodyUsed, true);
+  assert.equal(clone.bodyUsed, true);
+});
