@@ -6,6 +6,7 @@ import {
 } from "../shared/context.js";
 import { addAll, formatSize } from "../shared/data.js";
 import { TypedEventTarget } from "../shared/event.js";
+import { Mutex } from "../shared/sync/mutex.js";
 import type { Log } from "../shared/log.js";
 import {
   type MiniflareCoreMount,
@@ -105,7 +106,8 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   #bindings?: Context;
   #moduleExports?: Context;
   #initPromise: Promise<void>;
-  #disposed = false;
+  // Reloads run one at a time
+  readonly #mutex = new Mutex();
 
   constructor(plugins: PluginSignatures, ctx: MiniflareCoreContext, options: Context = {}) {
     super();
@@ -282,7 +284,6 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     }
 
     const { modules, processedModuleRules, logUnhandledRejections } = instances.CorePlugin;
-    this.#globalScope?.[kDispose]();
     const globalScope = new ServiceWorkerGlobalScope(
       log,
       globals,
@@ -290,10 +291,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       modules,
       logUnhandledRejections
     );
-    this.#globalScope = globalScope;
-    this.#bindings = bindings;
-    this.#moduleExports = {};
-
+    let moduleExports: Context = {};
     let result: ScriptRunnerResult | undefined;
     const runScript =
       script &&
@@ -303,32 +301,37 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
         throw new TypeError("Running scripts requires a script runner");
       }
       log.verbose("Running script...");
-      result = await this.#ctx.scriptRunner.run(
-        globalScope,
-        script!,
-        modules ? processedModuleRules : undefined,
-        additionalModules,
-        this.#compat
-      );
+      try {
+        result = await this.#ctx.scriptRunner.run(
+          globalScope,
+          script!,
+          modules ? processedModuleRules : undefined,
+          additionalModules,
+          this.#compat
+        );
+      } catch (e) {
+        globalScope[kDispose]();
+        throw e;
+      }
       addAll(watchPaths, result.watch ?? []);
-      this.#moduleExports = result.exports ?? {};
+      moduleExports = result.exports ?? {};
       this.#addModuleHandlers(globalScope, result.exports);
     }
 
+    // Swap only now, so requests arriving while the script ran (or after it
+    // failed) still reach the previous worker
+    this.#globalScope?.[kDispose]();
+    this.#globalScope = globalScope;
+    this.#bindings = bindings;
+    this.#moduleExports = moduleExports;
+
+    // Workers by name, for service bindings (mounts will add theirs)
     const mounts = new Map<string, MiniflareCoreMount>();
-    const name = (instances.CorePlugin as { name?: string }).name;
-    if (name) {
-      mounts.set(name, {
-        moduleExports: this.#moduleExports,
-        dispatchFetch: (request) => this[kDispatchFetch](request, true),
-        usageModel: instances.CorePlugin.usageModel,
-      });
-    }
     for (const [pluginName] of this.#plugins) {
       const instance = instances[pluginName];
       if (instance.reload) {
         log.verbose(`- reload(${pluginName})`);
-        await instance.reload(bindings, this.#moduleExports, mounts);
+        await instance.reload(bindings, moduleExports, mounts);
       }
     }
 
@@ -368,18 +371,22 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   /** Re-creates every plugin, re-reading every file, and reloads */
   async reload(): Promise<void> {
     await this.#initPromise;
-    await this.#init(true);
-    await this.#reload();
+    await this.#mutex.runWith(async () => {
+      await this.#init(true);
+      await this.#reload();
+    });
   }
 
   /** Merges `options` shallowly over the previous options and reloads */
   async setOptions(options: Context, dispatchReloadEvent = true): Promise<void> {
     await this.#initPromise;
-    options = { ...this.#previousSetOptions, ...options };
-    this.#previousSetOptions = options;
-    this.#overrides = splitPluginOptions(this.#plugins, options);
-    await this.#init();
-    await this.#reload(dispatchReloadEvent);
+    await this.#mutex.runWith(async () => {
+      options = { ...this.#previousSetOptions, ...options };
+      this.#previousSetOptions = options;
+      this.#overrides = splitPluginOptions(this.#plugins, options);
+      await this.#init();
+      await this.#reload(dispatchReloadEvent);
+    });
   }
 
   async getPlugins(): Promise<PluginInstances> {
@@ -450,16 +457,16 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   async dispose(): Promise<void> {
     // Dispose even if initialisation failed, so nothing is left running
     await this.#initPromise.catch(() => {});
-    if (this.#disposed) return;
-    this.#disposed = true;
-    for (const [name] of this.#plugins) {
-      const instance = this.#instances?.[name];
-      if (instance?.dispose) {
-        this.#ctx.log.verbose(`- dispose(${name})`);
-        await instance.dispose();
+    await this.#mutex.runWith(async () => {
+      for (const [name] of this.#plugins) {
+        const instance = this.#instances?.[name];
+        if (instance?.dispose) {
+          this.#ctx.log.verbose(`- dispose(${name})`);
+          await instance.dispose();
+        }
       }
-    }
-    this.#globalScope?.[kDispose]();
-    this.#sharedCache.clear();
+      this.#globalScope?.[kDispose]();
+      this.#sharedCache.clear();
+    });
   }
 }

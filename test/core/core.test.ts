@@ -313,3 +313,57 @@ test("MiniflareCore: invalid upstream throws ERR_INVALID_UPSTREAM", async (t) =>
     'Invalid upstream URL: "example.com". Make sure you\'ve included the protocol.'
   );
 });
+
+test("MiniflareCore: requests during a reload reach the old or the new worker, never none", async (t) => {
+  const tmp = await useTmp(t);
+  // A module graph big enough that the reload takes a while
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) files[`dep${i}.mjs`] = `export const v${i} = ${i};\n`.repeat(1);
+  files["worker.mjs"] =
+    Array.from({ length: 40 }, (_, i) => `import { v${i} } from "./dep${i}.mjs";`).join("\n") +
+    '\nexport default { fetch: () => new Response(globalThis.VERSION ?? "none") };\n';
+  await writeFiles(tmp, files);
+  const { core } = createCore({ modules: true, scriptPath: path.join(tmp, "worker.mjs"), globals: { VERSION: "1" } });
+  t.after(() => core.dispose());
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "1");
+  const reloading = core.setOptions({ globals: { VERSION: "2" } });
+  const bodies: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    bodies.push(await (await core.dispatchFetch("http://localhost/")).text());
+  }
+  await reloading;
+  bodies.push(await (await core.dispatchFetch("http://localhost/")).text());
+  assert.ok(bodies.every((body) => body === "1" || body === "2"), bodies.join(","));
+  assert.equal(bodies.at(-1), "2");
+});
+
+test("MiniflareCore: concurrent setOptions calls apply in order", async (t) => {
+  const { core } = createCore({ script, testValue: "a" });
+  t.after(() => core.dispose());
+  await core.getPlugins();
+  await Promise.all([core.setOptions({ testValue: "b" }), core.setOptions({ testValue: "c" })]);
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "c");
+});
+
+test("MiniflareCore: a failed reload keeps serving the previous worker", async (t) => {
+  const { core } = createCore({ modules: true, script: 'export default { fetch: () => new Response("good") }' });
+  t.after(() => core.dispose());
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "good");
+  await assert.rejects(core.setOptions({ script: "export default {" }), SyntaxError);
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "good");
+  await core.setOptions({ script: 'export default { fetch: () => new Response("fixed") }' });
+  assert.equal(await (await core.dispatchFetch("http://localhost/")).text(), "fixed");
+});
+
+test("MiniflareCore: dispose after a later setOptions still removes process listeners", async (t) => {
+  const before = process.listenerCount("unhandledRejection");
+  const { core } = createCore({ script, logUnhandledRejections: true });
+  await core.getPlugins();
+  assert.equal(process.listenerCount("unhandledRejection"), before + 1);
+  await core.dispose();
+  assert.equal(process.listenerCount("unhandledRejection"), before);
+  await core.setOptions({ testValue: "again" });
+  await core.dispose();
+  assert.equal(process.listenerCount("unhandledRejection"), before);
+  t.after(() => core.dispose());
+});
