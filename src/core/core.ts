@@ -47,12 +47,19 @@ import {
   splitWranglerConfig,
   throwNoScriptError,
 } from "./options.js";
+import { Watcher } from "./watch.js";
 import { readWranglerConfig } from "./wrangler.js";
 
 /** Header counting HTTP hops through Miniflare, to detect loops */
 export const kLoopHeader = "MF-Loop";
 
 const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
+// After a build, its rewrite of the script isn't a change of its own
+const IGNORE_SCRIPT_CHANGES_AFTER_BUILD = 1000; /* ms */
+
+function pathsToString(paths: Iterable<string>): string {
+  return [...paths].map((p) => path.relative("", p)).sort().join(", ");
+}
 
 export interface MiniflareCoreContext {
   log: Log;
@@ -108,6 +115,11 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   #initPromise: Promise<void>;
   // Reloads run one at a time
   readonly #mutex = new Mutex();
+  /** Decided once, at the first initialisation */
+  #watching?: boolean;
+  #watcher?: Watcher;
+  #ignoreScriptChanges = false;
+  #ignoreScriptChangesTimeout?: NodeJS.Timeout;
 
   constructor(plugins: PluginSignatures, ctx: MiniflareCoreContext, options: Context = {}) {
     super();
@@ -158,6 +170,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     const previous = this.#previousOptions;
     const { options, rootPath } = await this.#loadOptions();
     const core = options.CorePlugin;
+    this.#watching ??= core.watch ?? false;
 
     // Anything plugins receive in their context changing re-creates them all
     let ctxUpdate =
@@ -350,7 +363,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
         );
       }
     }
-    this.#watchPaths = watchPaths;
+    this.#updateWatcher(watchPaths);
   }
 
   #addModuleHandlers(globalScope: ServiceWorkerGlobalScope, exports?: Context): void {
@@ -363,9 +376,80 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     if (queue) globalScope[kAddModuleQueueListener](queue);
   }
 
-  /** Every file the current worker depends on (for watchers) */
+  /** Every file the current worker depends on */
   get watchPaths(): ReadonlySet<string> {
     return this.#watchPaths;
+  }
+
+  #updateWatcher(watchPaths: Set<string>): void {
+    const previous = this.#watchPaths;
+    this.#watchPaths = watchPaths;
+    if (!this.#watching) return;
+    this.#watcher ??= new Watcher((changed) => this.#onFileChanged(changed));
+    const log = this.#ctx.log;
+    const removed = [...previous].filter((p) => !watchPaths.has(p));
+    const added = [...watchPaths].filter((p) => !previous.has(p));
+    if (removed.length > 0) {
+      log.debug(`Unwatching ${pathsToString(removed)}...`);
+      this.#watcher.unwatch(removed);
+    }
+    if (added.length > 0) {
+      log.debug(`Watching ${pathsToString(watchPaths)}...`);
+      this.#watcher.watch(added);
+    }
+  }
+
+  // Re-runs what depends on the changed file, then reloads: wrangler.toml
+  // re-reads every option, other files re-run the hooks of the plugins that
+  // read them. Module files are read again by the reload itself.
+  #onFileChanged(changed: string): void {
+    const log = this.#ctx.log;
+    log.debug(`${path.relative("", changed)} changed...`);
+    if (this.#ignoreScriptChanges && this.#scriptPaths().has(changed)) {
+      // A build just rewrote the script: its own reload covers it
+      log.verbose("Ignoring script change after build...");
+      return;
+    }
+    const reloading = this.#mutex.runWith(async () => {
+      if (changed === this.#wranglerConfigPath) await this.#init();
+      let ranBeforeSetup = false;
+      for (const [name] of this.#plugins) {
+        if (this.#beforeSetupWatch.get(name)?.has(changed)) {
+          await this.#runBeforeSetup(name);
+          ranBeforeSetup = true;
+          this.#ignoreScriptChanges = true;
+          clearTimeout(this.#ignoreScriptChangesTimeout);
+          this.#ignoreScriptChangesTimeout = setTimeout(
+            () => (this.#ignoreScriptChanges = false),
+            IGNORE_SCRIPT_CHANGES_AFTER_BUILD
+          );
+        }
+        if (this.#setupWatch.get(name)?.has(changed)) await this.#runSetup(name);
+      }
+      if (ranBeforeSetup) {
+        for (const [name] of this.#plugins) {
+          if (this.#setupResults.get(name)?.script) await this.#runSetup(name);
+        }
+      }
+      // Only reload once the queue of changes has drained
+      if (!this.#mutex.hasWaiting) await this.#reload();
+    });
+    reloading.catch((error) => {
+      try {
+        log.error(error);
+      } catch {
+        // NoOpLog rethrows: a failed reload must not crash the process, and
+        // the previous worker keeps serving
+      }
+    });
+  }
+
+  #scriptPaths(): Set<string> {
+    const paths = new Set<string>();
+    for (const result of this.#setupResults.values()) {
+      if (result.script) paths.add(path.resolve(result.script.filePath));
+    }
+    return paths;
   }
 
   /** Re-creates every plugin, re-reading every file, and reloads */
@@ -467,6 +551,10 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       }
       this.#globalScope?.[kDispose]();
       this.#sharedCache.clear();
+      this.#watcher?.dispose();
+      this.#watcher = undefined;
+      this.#watchPaths = new Set();
+      clearTimeout(this.#ignoreScriptChangesTimeout);
     });
   }
 }

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { test } from "node:test";
+import type { Miniflare } from "../../src/miniflare.js";
+import { useMiniflare } from "../helpers/miniflare.js";
+import { TestLog } from "../helpers/log.js";
+import { useTmp, writeFiles } from "../helpers/tmp.js";
+
+function nextReload(mf: Miniflare): Promise<void> {
+  return new Promise((resolve) => mf.addEventListener("reload", () => resolve(), { once: true }));
+}
+
+async function text(mf: Miniflare): Promise<string> {
+  return (await mf.dispatchFetch("http://localhost/")).text();
+}
+
+// mtime granularity can hide two writes in the same instant: make sure the
+// new contents get a new mtime
+async function rewrite(file: string, contents: string): Promise<void> {
+  await fs.writeFile(file, contents);
+  const later = new Date(Date.now() + 2000);
+  await fs.utimes(file, later, later);
+}
+
+test("watch: reloads when the script, a module, .env or wrangler.toml changes", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": '[vars]\nNAME = "one"\n',
+    ".env": "SECRET=a\n",
+    "worker.mjs": 'import { suffix } from "./dep.mjs";\nexport default { fetch: (req, env) => new Response(`v1 ${env.NAME} ${env.SECRET} ${suffix}`) };\n',
+    "dep.mjs": 'export const suffix = "x";\n',
+  });
+  const log = new TestLog();
+  const mf = useMiniflare(t, {
+    log,
+    watch: true,
+    modules: true,
+    rootPath: tmp,
+    wranglerConfigPath: true,
+    envPath: true,
+    scriptPath: "worker.mjs",
+  });
+  assert.equal(await text(mf), "v1 one a x");
+
+  let reloaded = nextReload(mf);
+  await rewrite(path.join(tmp, "worker.mjs"), 'import { suffix } from "./dep.mjs";\nexport default { fetch: (req, env) => new Response(`v2 ${env.NAME} ${env.SECRET} ${suffix}`) };\n');
+  await reloaded;
+  assert.equal(await text(mf), "v2 one a x");
+
+  reloaded = nextReload(mf);
+  await rewrite(path.join(tmp, "dep.mjs"), 'export const suffix = "y";\n');
+  await reloaded;
+  assert.equal(await text(mf), "v2 one a y");
+
+  reloaded = nextReload(mf);
+  await rewrite(path.join(tmp, ".env"), "SECRET=b\n");
+  await reloaded;
+  assert.equal(await text(mf), "v2 one b y");
+
+  reloaded = nextReload(mf);
+  await rewrite(path.join(tmp, "wrangler.toml"), '[vars]\nNAME = "two"\n');
+  await reloaded;
+  assert.equal(await text(mf), "v2 two b y");
+});
+
+test("watch: a broken edit keeps the last good worker, fixing it recovers", async (t) => {
+  const tmp = await useTmp(t);
+  const script = path.join(tmp, "worker.mjs");
+  await writeFiles(tmp, { "worker.mjs": 'export default { fetch: () => new Response("good") };\n' });
+  const log = new TestLog();
+  const mf = useMiniflare(t, { log, watch: true, modules: true, scriptPath: script });
+  assert.equal(await text(mf), "good");
+
+  await rewrite(script, "export default {\n");
+  // The failed reload is logged, not thrown
+  for (let i = 0; i < 100 && log.errors.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(log.errors[0]?.name, "SyntaxError");
+  assert.equal(await text(mf), "good");
+
+  const reloaded = nextReload(mf);
+  await rewrite(script, 'export default { fetch: () => new Response("fixed") };\n');
+  await reloaded;
+  assert.equal(await text(mf), "fixed");
+});
+
+test("watch: off by default, and dispose stops watching", async (t) => {
+  const tmp = await useTmp(t);
+  const script = path.join(tmp, "worker.mjs");
+  await writeFiles(tmp, { "worker.mjs": 'export default { fetch: () => new Response("one") };\n' });
+  const mf = useMiniflare(t, { modules: true, scriptPath: script });
+  assert.equal(await text(mf), "one");
+  let reloads = 0;
+  mf.addEventListener("reload", () => reloads++);
+  await rewrite(script, 'export default { fetch: () => new Response("two") };\n');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.equal(reloads, 0);
+  assert.equal(await text(mf), "one");
+});
