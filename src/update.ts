@@ -13,15 +13,28 @@ export interface UpdateCheckOptions {
   registry?: string;
 }
 
-/** Compares "x.y.z" versions numerically, part by part */
-function compareVersions(a: string, b: string): number {
-  const as = a.split(/[.-]/);
-  const bs = b.split(/[.-]/);
-  for (let i = 0; i < Math.max(as.length, bs.length); i++) {
-    const result = numericCompare(as[i] ?? "0", bs[i] ?? "0");
+/**
+ * Compares semver versions: "x.y.z" numerically, then a release above any
+ * of its pre-releases ("2.14.4" > "2.14.4-rc.1"), then pre-release parts
+ */
+export function _compareVersions(a: string, b: string): number {
+  const [aCore, aPre] = splitVersion(a);
+  const [bCore, bPre] = splitVersion(b);
+  for (let i = 0; i < 3; i++) {
+    const result = numericCompare(aCore[i] ?? "0", bCore[i] ?? "0");
     if (result !== 0) return result;
   }
-  return 0;
+  if (aPre === undefined || bPre === undefined) {
+    return aPre === bPre ? 0 : aPre === undefined ? 1 : -1;
+  }
+  return numericCompare(aPre, bPre);
+}
+
+function splitVersion(version: string): [core: string[], pre?: string] {
+  const dash = version.indexOf("-");
+  const core = dash === -1 ? version : version.substring(0, dash);
+  const pre = dash === -1 ? undefined : version.substring(dash + 1);
+  return [core.split("."), pre];
 }
 
 /**
@@ -51,7 +64,7 @@ export async function updateCheck({
   if (!registryVersion) return;
   await fs.writeFile(lastCheckFile, now.toString(), "utf8");
 
-  if (compareVersions(registryVersion, pkg.version) > 0) {
+  if (_compareVersions(registryVersion, pkg.version) > 0) {
     log.warn(
       `Miniflare ${registryVersion} is available, but you're using ${pkg.version}. Update for improved compatibility with Cloudflare Workers.`
     );

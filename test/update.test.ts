@@ -64,3 +64,12 @@ test("updateCheck: the same or an older version says nothing", async (t) => {
     assert.deepEqual(log.logsAtLevel(LogLevel.WARN), []);
   }
 });
+
+test("updateCheck: versions compare as semver, releases above their pre-releases", async () => {
+  const { _compareVersions } = await import("../src/update.js");
+  assert.ok(_compareVersions("2.14.4", "2.14.4-rc.1") > 0);
+  assert.ok(_compareVersions("2.14.4-rc.1", "2.14.4") < 0);
+  assert.ok(_compareVersions("2.14.10", "2.14.9") > 0);
+  assert.ok(_compareVersions("3.0.0-beta.2", "3.0.0-beta.10") < 0);
+  assert.equal(_compareVersions("2.14.4", "2.14.4"), 0);
+});

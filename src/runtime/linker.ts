@@ -179,7 +179,9 @@ export class ModuleLinker implements ModuleHost {
         `${errorBase}: imports unsupported with string script`
       );
     }
-    const additional = this.#additionalModules[specifier];
+    const additional = Object.hasOwn(this.#additionalModules, specifier)
+      ? this.#additionalModules[specifier]
+      : undefined;
     const identifier = additional
       ? specifier
       : path.resolve(path.dirname(referrer.id), specifier);
@@ -254,7 +256,9 @@ export class ModuleLinker implements ModuleHost {
   /** `require()` from the CommonJS module at `referrer` */
   #require(specifier: string, referrer: string): unknown {
     const errorBase = this.#errorBase(referrer, specifier);
-    const additional = this.#additionalModules[specifier];
+    const additional = Object.hasOwn(this.#additionalModules, specifier)
+      ? this.#additionalModules[specifier]
+      : undefined;
     const identifier = additional
       ? specifier
       : path.resolve(path.dirname(referrer), specifier);

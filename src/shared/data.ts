@@ -5,8 +5,12 @@ import type { Matcher } from "./runner.js";
 const encoder = new TextEncoder();
 
 /** Compares strings with numeric awareness ("2021-11-10" style dates) */
-export const numericCompare = new Intl.Collator(undefined, { numeric: true })
-  .compare;
+let collator: Intl.Collator | undefined;
+export function numericCompare(a: string, b: string): number {
+  // Created on first use: building a collator costs milliseconds at import
+  collator ??= new Intl.Collator(undefined, { numeric: true });
+  return collator.compare(a, b);
+}
 
 export function arrayCompare(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const length = Math.min(a.length, b.length);

@@ -59,6 +59,7 @@ function integerParameterError(method: string, type: string): TypeError {
 AbortSignal.timeout = function timeout(ms: number): AbortSignal {
   if (arguments.length === 0) throw integerParameterError("timeout", "AbortSignal");
   const controller = new AbortController();
+  // Ref'd, as Miniflare 2's: code awaiting the abort keeps the process alive
   setTimeout(() => controller.abort(), ms);
   return controller.signal;
 };
@@ -79,16 +80,17 @@ export class Scheduler {
     if (this.#blockGlobalTimers) assertInRequest();
     if (arguments.length === 0) throw integerParameterError("wait", "Scheduler");
     return new Promise((resolve, reject) => {
-      let resolved = false;
-      const timeout = setTimeout(() => {
-        resolved = true;
-        resolve();
-      }, ms);
-      options?.signal?.addEventListener("abort", () => {
-        if (resolved) return;
+      const signal = options?.signal;
+      const onAbort = () => {
         clearTimeout(timeout);
         reject(new DOMException("The operation was aborted", "AbortError"));
-      });
+      };
+      const timeout = setTimeout(() => {
+        // Don't leave a listener per call on a long-lived signal
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 }

@@ -182,3 +182,19 @@ test("Scheduler: hides implementation details", () => {
   assert.deepEqual(names, ["constructor", "wait"]);
   assert.deepEqual(Object.keys(new Scheduler()), []);
 });
+
+test("Scheduler: wait: removes its abort listener once the timer fires", async () => {
+  const { Scheduler } = await import("../../src/standards/timers.js");
+  const scheduler = new Scheduler();
+  const controller = new AbortController();
+  let added = 0;
+  let removed = 0;
+  const signal = controller.signal;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<typeof add>) => (added++, add(...args));
+  signal.removeEventListener = (...args: Parameters<typeof remove>) => (removed++, remove(...args));
+  for (let i = 0; i < 3; i++) await scheduler.wait(1, { signal });
+  assert.equal(added, 3);
+  assert.equal(removed, 3);
+});
