@@ -6,7 +6,6 @@ import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
 import { PLUGINS, type Plugins } from "./plugins.js";
-import { startREPL } from "./repl.js";
 
 export type MiniflareOptions = Options<Plugins> & {
   /** Where logs go (default: NoOpLog, which prints nothing) */
@@ -48,7 +47,8 @@ export class Miniflare extends MiniflareCore {
 
   /** Starts an HTTP server on the `host` and `port` options */
   /** Starts a REPL in the worker's global scope, with bindings as `env` */
-  startREPL(): Promise<repl.REPLServer> {
+  async startREPL(): Promise<repl.REPLServer> {
+    const { startREPL } = await import("./repl.js");
     return startREPL(this);
   }
 

@@ -3,6 +3,7 @@ import path from "node:path";
 import repl from "node:repl";
 import vm from "node:vm";
 import type { MiniflareCore } from "./core/core.js";
+import { defineHasInstances } from "./runtime/index.js";
 
 const DEFAULT_HISTORY_SIZE = 1000;
 
@@ -25,10 +26,12 @@ export async function startREPL(mf: MiniflareCore): Promise<repl.REPLServer> {
 
   const globalScope = await mf.getGlobalScope();
   const bindings = await mf.getBindings();
-  // The runner already made the global scope a context: this returns it
+  // If a script ran, the global scope is already a context and this returns
+  // it; without a script it becomes one here
   const context = vm.createContext(globalScope, {
     codeGeneration: { strings: false, wasm: false },
   });
+  defineHasInstances(context);
   context.env = bindings;
   // (historySize is a readline option the REPL passes on; @types/node
   // doesn't list it)

@@ -25,6 +25,7 @@ import type {
 } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
 import {
+  _kLoopHeader,
   Request,
   type Response,
   ServiceWorkerGlobalScope,
@@ -50,8 +51,6 @@ import {
 import { Watcher } from "./watch.js";
 import { readWranglerConfig } from "./wrangler.js";
 
-/** Header counting HTTP hops through Miniflare, to detect loops */
-export const kLoopHeader = "MF-Loop";
 
 const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
 // After a build, its rewrite of the script isn't a change of its own
@@ -505,9 +504,9 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       if (pathQuery.startsWith("/")) pathQuery = pathQuery.substring(1);
       request = new Request(new URL(pathQuery, upstreamURL), request);
     }
-    const loop = request.headers.get(kLoopHeader);
+    const loop = request.headers.get(_kLoopHeader);
     const requestDepth = (loop === null ? 0 : parseInt(loop) || 0) + 1;
-    if (loop !== null) request.headers.delete(kLoopHeader);
+    if (loop !== null) request.headers.delete(_kLoopHeader);
     const context = new RequestContext({
       requestDepth,
       pipelineDepth: 1,

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Compatibility } from "./compat.js";
 import type { UsageModel } from "./context.js";
 import { titleCase } from "./data.js";
@@ -144,6 +145,18 @@ type UnionToIntersection<U> = (
 export type Options<Plugins extends PluginSignatures> = UnionToIntersection<
   PluginOptions<Plugins>[keyof PluginOptions<Plugins>]
 >;
+
+/**
+ * `logValue` for path options that may be `true` (meaning `defaultName`):
+ * shows the path relative to the working directory
+ */
+export function logPathOption(defaultName: string) {
+  return (value: boolean | string): string | undefined => {
+    if (value === true) return defaultName;
+    if (value === false) return undefined;
+    return path.relative("", value);
+  };
+}
 
 /** Logs every set option at debug level ("- Title Name: value") */
 export function logOptions<Plugins extends PluginSignatures>(

@@ -9,6 +9,7 @@ import {
 import { viewToBuffer } from "../../shared/data.js";
 import type { Log } from "../../shared/log.js";
 import {
+  logPathOption,
   type MiniflareCoreMount,
   Option,
   OptionType,
@@ -118,19 +119,13 @@ function getServiceBindingName(
   );
 }
 
-function logPathValue(value: boolean | string): string | undefined {
-  if (value === true) return ".env";
-  if (value === false) return undefined;
-  return path.relative("", value);
-}
-
 export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsOptions {
   @Option({
     type: OptionType.STRING,
     name: "env",
     alias: "e",
     description: "Path to .env file",
-    logValue: logPathValue,
+    logValue: logPathOption(".env"),
     fromWrangler: ({ miniflare }) => miniflare?.env_path,
   })
   envPath?: boolean | string;

@@ -1,4 +1,3 @@
-import childProcess from "node:child_process";
 import path from "node:path";
 import { MiniflareError } from "../../shared/errors.js";
 import {
@@ -53,9 +52,10 @@ export class BuildPlugin extends Plugin<BuildOptions> implements BuildOptions {
     this.assignOptions(options);
   }
 
-  beforeSetup(): Promise<BeforeSetupResult> | BeforeSetupResult {
+  async beforeSetup(): Promise<BeforeSetupResult> {
     const command = this.buildCommand;
     if (!command) return {};
+    const { default: childProcess } = await import("node:child_process");
     const cwd = this.buildBasePath
       ? path.resolve(this.ctx.rootPath, this.buildBasePath)
       : this.ctx.rootPath;

@@ -21,6 +21,7 @@ import { URLPattern } from "urlpattern-polyfill/urlpattern";
 import type { UsageModel } from "../../shared/context.js";
 import { globsToMatcher } from "../../shared/data.js";
 import {
+  logPathOption,
   Option,
   OptionType,
   Plugin,
@@ -95,14 +96,6 @@ export interface CoreOptions {
   inaccurateCpu?: boolean;
 }
 
-function logPathValue(defaultName: string) {
-  return (value: boolean | string): string | undefined => {
-    if (value === true) return defaultName;
-    if (value === false) return undefined;
-    return path.relative("", value);
-  };
-}
-
 // Wraps a Request/Response class so instances parse form-data files as
 // strings (the formdata_parser_supports_files flag off)
 function proxyStringFormDataFiles<T extends object>(klass: T): T {
@@ -132,7 +125,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
     name: "wrangler-config",
     alias: "c",
     description: "Path to wrangler.toml",
-    logValue: logPathValue("wrangler.toml"),
+    logValue: logPathOption("wrangler.toml"),
   })
   wranglerConfigPath?: boolean | string;
 
@@ -148,7 +141,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
     type: OptionType.STRING,
     name: "package",
     description: "Path to package.json",
-    logValue: logPathValue("package.json"),
+    logValue: logPathOption("package.json"),
   })
   packagePath?: boolean | string;
 
