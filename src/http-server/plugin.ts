@@ -19,7 +19,7 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   @Option({
     type: OptionType.STRING,
     alias: "H",
-    description: "Host for HTTP(S) server to listen on",
+    description: "Address to listen on (default 127.0.0.1)",
     fromWrangler: ({ miniflare }) => miniflare?.host,
   })
   host?: string;
@@ -27,7 +27,7 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   @Option({
     type: OptionType.NUMBER,
     alias: "p",
-    description: "Port for HTTP(S) server to listen on",
+    description: "Port to listen on (default 8787)",
     fromWrangler: ({ miniflare }) => miniflare?.port,
   })
   port?: number;

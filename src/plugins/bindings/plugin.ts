@@ -124,7 +124,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     type: OptionType.STRING,
     name: "env",
     alias: "e",
-    description: "Path to .env file",
+    description: ".env file to read secrets from",
     logValue: logPathOption(".env"),
     fromWrangler: ({ miniflare }) => miniflare?.env_path,
   })
@@ -149,14 +149,14 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
   @Option({
     type: OptionType.OBJECT,
     alias: "b",
-    description: "Binds variable/secret to environment",
+    description: "Binding to add to the environment",
     logName: "Custom Bindings",
   })
   bindings?: Context;
 
   @Option({
     type: OptionType.OBJECT,
-    description: "Binds variable/secret to global scope",
+    description: "Global to add to the global scope",
     logName: "Custom Globals",
     fromWrangler: ({ miniflare }) => miniflare?.globals,
   })
@@ -166,7 +166,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     type: OptionType.OBJECT,
     typeFormat: "NAME=PATH",
     name: "wasm",
-    description: "WASM module to bind",
+    description: "WebAssembly module file to bind",
     logName: "WASM Bindings",
     fromWrangler: ({ wasm_modules }) => wasm_modules,
   })
@@ -176,7 +176,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     type: OptionType.OBJECT,
     typeFormat: "NAME=PATH",
     name: "text-blob",
-    description: "Text blob to bind",
+    description: "Text file to bind as a string",
     logName: "Text Blob Bindings",
     fromWrangler: ({ text_blobs }) => text_blobs,
   })
@@ -186,7 +186,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     type: OptionType.OBJECT,
     typeFormat: "NAME=PATH",
     name: "data-blob",
-    description: "Data blob to bind",
+    description: "File to bind as an ArrayBuffer",
     logName: "Data Blob Bindings",
     fromWrangler: ({ data_blobs }) => data_blobs,
   })
@@ -197,7 +197,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     typeFormat: "NAME=MOUNT[@ENV]",
     name: "service",
     alias: "S",
-    description: "Mounted service to bind",
+    description: "Worker to bind as a service",
     fromEntries: (entries) =>
       Object.fromEntries(
         entries.map(([name, serviceEnvironment]) => {

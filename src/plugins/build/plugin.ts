@@ -21,21 +21,21 @@ export class BuildPlugin extends Plugin<BuildOptions> implements BuildOptions {
   @Option({
     type: OptionType.STRING,
     alias: "B",
-    description: "Command to build project",
+    description: "Command that builds the worker",
     fromWrangler: ({ build }) => build?.command,
   })
   buildCommand?: string;
 
   @Option({
     type: OptionType.STRING,
-    description: "Working directory for build command",
+    description: "Folder to run the build command in",
     fromWrangler: ({ build }) => build?.cwd,
   })
   buildBasePath?: string;
 
   @Option({
     type: OptionType.ARRAY,
-    description: "Directory to watch for rebuilding on changes",
+    description: "Path whose changes re-run the build",
     fromWrangler: ({ build, miniflare }) => {
       const paths = [...(miniflare?.build_watch_dirs ?? [])];
       if (build?.watch_dir) {

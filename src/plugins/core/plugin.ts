@@ -124,7 +124,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
     type: OptionType.STRING,
     name: "wrangler-config",
     alias: "c",
-    description: "Path to wrangler.toml",
+    description: "wrangler.toml to read options from",
     logValue: logPathOption("wrangler.toml"),
   })
   wranglerConfigPath?: boolean | string;
@@ -132,7 +132,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.STRING,
     name: "wrangler-env",
-    description: "Environment in wrangler.toml to use",
+    description: "[env.NAME] section of wrangler.toml to apply",
     logName: "Wrangler Environment",
   })
   wranglerConfigEnv?: string;
@@ -140,7 +140,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.STRING,
     name: "package",
-    description: "Path to package.json",
+    description: "package.json to find the script in",
     logValue: logPathOption("package.json"),
   })
   packagePath?: boolean | string;
@@ -148,7 +148,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.BOOLEAN,
     alias: "m",
-    description: "Enable modules",
+    description: "Run the script as ES modules",
     fromWrangler: ({ build }) =>
       build?.upload?.format ? build.upload.format === "modules" : undefined,
   })
@@ -157,7 +157,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.OBJECT,
     typeFormat: "TYPE=GLOB",
-    description: "Modules import rule",
+    description: "Module type for files matching a glob",
     logValue: (rules: ModuleRule[]) =>
       rules.map((rule) => `{${rule.type}: ${rule.include.join(", ")}}`).join(", "),
     fromEntries: (entries) =>
@@ -178,7 +178,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.STRING,
     name: "compat-date",
-    description: "Opt into backwards-incompatible changes from",
+    description: "Compatibility date of the Workers runtime to emulate",
     fromWrangler: ({ compatibility_date }) => compatibility_date,
   })
   compatibilityDate?: string;
@@ -186,7 +186,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.ARRAY,
     name: "compat-flag",
-    description: "Control specific backwards-incompatible changes",
+    description: "Compatibility flag to turn on or off",
     fromWrangler: ({ compatibility_flags }) => compatibility_flags,
   })
   compatibilityFlags?: string[];
@@ -194,7 +194,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.STRING,
     name: "usage-model",
-    description: "Usage model (bundled by default)",
+    description: "bundled (default) or unbound: sets the subrequest limit",
     fromWrangler: ({ usage_model }) => usage_model,
   })
   usageModel?: UsageModel;
@@ -202,7 +202,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.STRING,
     alias: "u",
-    description: "URL of upstream origin",
+    description: "Origin that requests are sent on to",
     fromWrangler: ({ miniflare }) => miniflare?.upstream,
   })
   upstream?: string;
@@ -210,7 +210,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.BOOLEAN,
     alias: "w",
-    description: "Watch files for changes",
+    description: "Reload when files change",
     fromWrangler: ({ miniflare }) => {
       if (miniflare?.watch !== undefined) return miniflare.watch;
       if (miniflare?.live_reload) return true;
@@ -218,27 +218,27 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   })
   watch?: boolean;
 
-  @Option({ type: OptionType.BOOLEAN, alias: "d", description: "Enable debug logging" })
+  @Option({ type: OptionType.BOOLEAN, alias: "d", description: "Log debug messages" })
   debug?: boolean;
 
-  @Option({ type: OptionType.BOOLEAN, alias: "V", description: "Enable verbose logging" })
+  @Option({ type: OptionType.BOOLEAN, alias: "V", description: "Log verbose messages" })
   verbose?: boolean;
 
   @Option({
     type: OptionType.BOOLEAN,
-    description: "Enable update checker (enabled by default)",
+    description: "Check for a newer version at most once a day (on by default)",
     negatable: true,
     fromWrangler: ({ miniflare }) => miniflare?.update_check,
   })
   updateCheck?: boolean;
 
-  @Option({ type: OptionType.BOOLEAN, logName: "REPL", description: "Enable interactive REPL" })
+  @Option({ type: OptionType.BOOLEAN, logName: "REPL", description: "Start a REPL in the worker's global scope" })
   repl?: boolean;
 
   @Option({
     type: OptionType.STRING,
     name: "root",
-    description: "Path to resolve files relative to",
+    description: "Folder other paths resolve against",
   })
   rootPath?: string;
 
@@ -251,7 +251,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   @Option({
     type: OptionType.BOOLEAN,
     name: "global-async-io",
-    description: "Allow async I/O outside handlers",
+    description: "Allow fetch and other I/O outside handlers",
     logName: "Allow Global Async I/O",
     fromWrangler: ({ miniflare }) => miniflare?.global_async_io,
   })
@@ -259,7 +259,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
 
   @Option({
     type: OptionType.BOOLEAN,
-    description: "Allow setting timers outside handlers",
+    description: "Allow timers outside handlers",
     logName: "Allow Global Timers",
     fromWrangler: ({ miniflare }) => miniflare?.global_timers,
   })
@@ -267,7 +267,7 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
 
   @Option({
     type: OptionType.BOOLEAN,
-    description: "Allow secure random generation outside handlers",
+    description: "Allow crypto random values outside handlers",
     logName: "Allow Global Secure Random",
     fromWrangler: ({ miniflare }) => miniflare?.global_random,
   })
@@ -275,14 +275,14 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
 
   @Option({
     type: OptionType.BOOLEAN,
-    description: "Always return correct time from Date methods",
+    description: "Don't freeze Date during requests",
     fromWrangler: ({ miniflare }) => miniflare?.actual_time,
   })
   actualTime?: boolean;
 
   @Option({
     type: OptionType.BOOLEAN,
-    description: "Log inaccurate CPU time measurements",
+    description: "Log rough CPU times of requests",
     logName: "Inaccurate CPU Time Measurements",
     fromWrangler: ({ miniflare }) => miniflare?.inaccurate_cpu,
   })
