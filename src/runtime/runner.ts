@@ -9,6 +9,8 @@ import type {
   ScriptRunnerResult,
 } from "../shared/runner.js";
 import { defineHasInstances } from "./instanceof.js";
+import { ModuleLinker } from "./linker.js";
+import { createRealm } from "./realm.js";
 
 /**
  * Runs worker scripts in a Node `vm` context: a classic script for
@@ -53,11 +55,6 @@ export class VMScriptRunner implements ScriptRunner {
       return { exports: {}, bundleSize, watch: undefined };
     }
 
-    // The module system (and its parser) is only loaded for modules workers
-    const [{ ModuleLinker }, { createRealm }] = await Promise.all([
-      import("./linker.js"),
-      import("./realm.js"),
-    ]);
     const linker = new ModuleLinker(
       createRealm(context),
       modulesRules,
