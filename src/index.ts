@@ -1,7 +1,6 @@
 // The public API of the package: explicit named exports only.
-export { Miniflare, type MiniflareOptions } from "./miniflare.js";
+export { Miniflare, type MiniflareOptions, startREPL } from "./miniflare.js";
 export { PLUGINS } from "./plugins.js";
-export { startREPL } from "./repl.js";
 export { updateCheck, type UpdateCheckOptions } from "./update.js";
 export { MiniflareCore, ReloadEvent } from "./core/core.js";
 export { CorePlugin } from "./plugins/core/plugin.js";
