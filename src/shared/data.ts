@@ -5,11 +5,32 @@ import type { Matcher } from "./runner.js";
 const encoder = new TextEncoder();
 
 /** Compares strings with numeric awareness ("2021-11-10" style dates) */
-let collator: Intl.Collator | undefined;
+const digitRuns = /(\d+)/;
+
+/**
+ * Compares strings with runs of digits compared as numbers, so
+ * "2021-9-1" < "2021-11-10" (compatibility dates, version parts). Written
+ * out rather than using `Intl.Collator`, which takes ~8ms to create.
+ */
 export function numericCompare(a: string, b: string): number {
-  // Created on first use: building a collator costs milliseconds at import
-  collator ??= new Intl.Collator(undefined, { numeric: true });
-  return collator.compare(a, b);
+  const as = a.split(digitRuns);
+  const bs = b.split(digitRuns);
+  // split() with a capture group alternates text, digits, text, ...
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    const x = as[i];
+    const y = bs[i];
+    if (x === y) continue;
+    if (i % 2 === 1) {
+      // Digit runs by value: leading zeros don't count ("03" equals "3")
+      const xValue = x.replace(/^0+/, "");
+      const yValue = y.replace(/^0+/, "");
+      if (xValue.length !== yValue.length) return xValue.length < yValue.length ? -1 : 1;
+      if (xValue !== yValue) return xValue < yValue ? -1 : 1;
+      continue;
+    }
+    return x < y ? -1 : 1;
+  }
+  return as.length === bs.length ? 0 : as.length < bs.length ? -1 : 1;
 }
 
 export function arrayCompare(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -275,3 +275,18 @@ test("globsToMatcher: the extension-glob shortcut agrees with picomatch", async 
     }
   }
 });
+
+test("numericCompare: compares digit runs as numbers, like a numeric collator", async () => {
+  const { numericCompare } = await import("../../src/shared/data.js");
+  const collator = new Intl.Collator(undefined, { numeric: true });
+  const values = [
+    "1970-01-01", "2021-11-10", "2021-9-1", "2021-11-9", "2022-03-21", "2022-3-21",
+    "2022-11-30", "2022-12-01", "2", "10", "02", "a", "a1", "a10", "a2", "", "2022-11-30a",
+  ];
+  for (const a of values) {
+    for (const b of values) {
+      const expected = Math.sign(collator.compare(a, b));
+      assert.equal(Math.sign(numericCompare(a, b)), expected, `${a} vs ${b}`);
+    }
+  }
+});
