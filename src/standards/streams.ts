@@ -12,7 +12,10 @@
  *   kept on both branches.
  */
 import * as webStreams from "node:stream/web";
-import zlib from "node:zlib";
+import type zlib from "node:zlib";
+
+// Loaded on first use: only the fallback compression streams need it
+const loadZlib = (): typeof zlib => process.getBuiltinModule("node:zlib");
 import {
   _isByteStream,
   bufferSourceToArray,
@@ -412,7 +415,7 @@ export class CompressionStream extends TransformStream<BufferSource, Uint8Array>
   constructor(format: CompressionFormat) {
     assertCompressionFormat(format);
     super(
-      zlibTransformer(format === "gzip" ? zlib.createGzip() : zlib.createDeflate())
+      zlibTransformer(format === "gzip" ? loadZlib().createGzip() : loadZlib().createDeflate())
     );
   }
 }
@@ -422,7 +425,7 @@ export class DecompressionStream extends TransformStream<BufferSource, Uint8Arra
   constructor(format: CompressionFormat) {
     assertCompressionFormat(format);
     super(
-      zlibTransformer(format === "gzip" ? zlib.createGunzip() : zlib.createInflate())
+      zlibTransformer(format === "gzip" ? loadZlib().createGunzip() : loadZlib().createInflate())
     );
   }
 }
