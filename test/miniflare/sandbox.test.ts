@@ -383,3 +383,33 @@ test("Miniflare: sandbox: worker globals don't leak into the host", async (t) =>
   assert.equal((globalThis as any).LEAKED_FROM_WORKER, undefined);
   assert.equal((Array.prototype as any).leaked, undefined);
 });
+
+test("Miniflare: sandbox: URLPattern works, including subclasses and instanceof", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: `export default { fetch() {
+      const pattern = new URLPattern({ pathname: "/books/:id" });
+      const match = pattern.exec("https://example.com/books/123");
+      class Sub extends URLPattern {}
+      const sub = new Sub({ pathname: "/x" });
+      let callError;
+      try { URLPattern({ pathname: "/" }); } catch (e) { callError = e.constructor.name; }
+      return Response.json({
+        id: match.pathname.groups.id,
+        test: pattern.test("https://a.com/books/1"),
+        instance: pattern instanceof URLPattern,
+        subInstance: sub instanceof URLPattern && sub instanceof Sub,
+        name: URLPattern.name,
+        callError,
+      });
+    } }`,
+  });
+  assert.deepEqual(await (await mf.dispatchFetch("http://localhost/")).json(), {
+    id: "123",
+    test: true,
+    instance: true,
+    subInstance: true,
+    name: "URLPattern",
+    callError: "TypeError",
+  });
+});

@@ -17,7 +17,6 @@ import {
   WritableStreamDefaultController,
   WritableStreamDefaultWriter,
 } from "node:stream/web";
-import { URLPattern } from "urlpattern-polyfill/urlpattern";
 import type { UsageModel } from "../../shared/context.js";
 import { globsToMatcher } from "../../shared/data.js";
 import {
@@ -62,6 +61,7 @@ import {
 } from "../../standards/index.js";
 import { base } from "../../standards/http-base.js";
 import { MiniflareCoreError } from "./errors.js";
+import { URLPattern } from "./urlpattern.js";
 import { createWorkerWebAssembly } from "./wasm.js";
 
 export const DEFAULT_MODULE_RULES: ModuleRule[] = [
