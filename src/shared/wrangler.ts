@@ -1,4 +1,4 @@
-// The parts of wrangler.toml Miniflare reads (see features.md §24)
+// The parts of wrangler.toml Miniflare reads (see docs/core.md)
 
 export type ModuleRuleTypeName =
   | "ESModule"

@@ -1,5 +1,5 @@
 /**
- * The worker's `crypto` global (spec §2.5): Node's Web Crypto, plus
+ * The worker's `crypto` global: Node's Web Crypto, plus
  *
  * - `crypto.DigestStream`, a `WritableStream` hashing what is written to it;
  * - `MD5` in `subtle.digest()` and `subtle.timingSafeEqual()`;

@@ -1,5 +1,5 @@
 /**
- * Frozen time (spec §7): inside a request, `Date.now()` and `new Date()`
+ * Frozen time: inside a request, `Date.now()` and `new Date()`
  * return the request context's current time, which only moves on after I/O
  * (see `RequestContext#advanceCurrentTime`). Outside any request, real time
  * is used.

@@ -1,5 +1,5 @@
 /**
- * Miniflare 2's own `DOMException` (spec §2.7): a plain `Error` subclass
+ * Miniflare 2's own `DOMException`: a plain `Error` subclass
  * whose `name` defaults to "Error" and whose legacy numeric `code` is looked
  * up from the name (0 for names without a legacy code). Errors thrown by
  * `atob`/`btoa`, `crypto` and `scheduler.wait` are instances of this class.

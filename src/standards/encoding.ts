@@ -1,5 +1,5 @@
 /**
- * `atob` and `btoa` (spec §2.7), throwing Miniflare 2's `DOMException`s
+ * `atob` and `btoa`, throwing Miniflare 2's `DOMException`s
  * rather than Node's.
  */
 import { DOMException } from "./domexception.js";

@@ -1,6 +1,6 @@
 /**
- * Low-level helpers for the Workers `Request`/`Response` wrappers
- * (spec §2.3): lazy access to Node's built-in undici classes, the
+ * Low-level helpers for the Workers `Request`/`Response` wrappers: lazy
+ * access to Node's built-in undici classes, the
  * process-wide `Headers.prototype.getAll()` patch, header immutability,
  * body stream brands and byte-stream detection.
  *

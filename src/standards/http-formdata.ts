@@ -1,5 +1,5 @@
 /**
- * `Body#formData()` parsing (spec §2.3). Miniflare 2 used busboy; this is an
+ * `Body#formData()` parsing. Miniflare 2 used busboy; this is an
  * independent parser making the same decisions, so results and error messages
  * match:
  *

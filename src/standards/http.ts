@@ -1,7 +1,6 @@
 /**
- * Workers `Request`, `Response` and `fetch`, behaving like Miniflare 2.14.4's
- * (spec §2.2 fetch, §2.3 Request/Response/Headers/Body, §6 compatibility
- * flags, §7 request context and gates).
+ * Workers `Request`, `Response` and `fetch`, behaving like Miniflare 2.14.4's,
+ * with their compatibility flags, the request context and gates.
  *
  * `Request` and `Response` wrap (not subclass) Node's built-in undici classes,
  * reachable as `_kInner`. On top of them they add:

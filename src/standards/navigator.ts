@@ -1,4 +1,4 @@
-/** `navigator` global (flag `global_navigator`, spec §2.7 and §6) */
+/** `navigator` global (flag `global_navigator`) */
 export class Navigator {
   readonly userAgent = "Cloudflare-Workers";
 }

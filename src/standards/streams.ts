@@ -1,5 +1,5 @@
 /**
- * Workers-specific streams (spec §2.8): `IdentityTransformStream`,
+ * Workers-specific streams: `IdentityTransformStream`,
  * `FixedLengthStream`, `(De)CompressionStream`, the compatibility-flag
  * wrappers for the stream constructors, and two process-wide patches Miniflare
  * 2 applies to Node's streams:

@@ -1,5 +1,5 @@
 /**
- * Timers, `scheduler` and `AbortSignal.timeout` (spec §2.6).
+ * Timers, `scheduler` and `AbortSignal.timeout`.
  *
  * Outside a request, timers throw unless `globalTimers` is set, and timer
  * callbacks are only delivered once the current input gate is open (so a

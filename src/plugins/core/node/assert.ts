@@ -1,4 +1,4 @@
-/** `node:assert` for `nodejs_compat` (spec §6) */
+/** `node:assert` for `nodejs_compat` */
 import assert from "node:assert";
 
 export const assertModule = {

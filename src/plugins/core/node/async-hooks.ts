@@ -1,4 +1,4 @@
-/** `node:async_hooks` for `nodejs_compat` (spec §6) */
+/** `node:async_hooks` for `nodejs_compat` */
 import { AsyncLocalStorage, AsyncResource } from "node:async_hooks";
 
 export const asyncHooksModule = {

@@ -1,4 +1,4 @@
-/** `node:buffer` for `nodejs_compat` (spec §6) */
+/** `node:buffer` for `nodejs_compat` */
 import { Buffer, SlowBuffer, constants, kMaxLength, kStringMaxLength } from "node:buffer";
 
 export const bufferModule = {

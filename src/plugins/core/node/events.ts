@@ -1,4 +1,4 @@
-/** `node:events` for `nodejs_compat` (spec §6) */
+/** `node:events` for `nodejs_compat` */
 import events from "node:events";
 
 export const eventsModule = {

@@ -1,6 +1,6 @@
 /**
  * Node.js built-in modules importable/requirable by workers when the
- * `nodejs_compat` compatibility flag is on (spec §6). Each entry is a plain
+ * `nodejs_compat` compatibility flag is on. Each entry is a plain
  * object of the module's named exports plus `default`; the module linker
  * turns it into a module.
  */

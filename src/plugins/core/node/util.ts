@@ -1,4 +1,4 @@
-/** `node:util` for `nodejs_compat` (spec §6) */
+/** `node:util` for `nodejs_compat` */
 import util from "node:util";
 
 // `_extend` is deprecated, so it's missing from Node's type declarations
