@@ -20,10 +20,6 @@ export type ParseErrorCode =
 
 export class ParseError extends MiniflareError<ParseErrorCode> {}
 
-function readVersion(): string {
-  return packageVersion();
-}
-
 // A following token "looks like a script" when it has a JavaScript/TypeScript
 // file extension.
 const scriptExtension = /\.(?:[cm]?js|[cm]?ts|jsx|tsx)$/i;
@@ -301,7 +297,7 @@ export function parseArgv(plugins: PluginSignatures, argv: string[]): Record<str
   const positionals = [...rest, ...((parsed["--"] ?? []) as unknown[]).map(String)];
   const flag = (name: string) => (parsed[name] as boolean[] | undefined)?.at(-1) === true;
   if (flag("help")) throw new ParseError("ERR_HELP");
-  if (flag("version")) throw new ParseError("ERR_VERSION", readVersion());
+  if (flag("version")) throw new ParseError("ERR_VERSION", packageVersion());
   if (positional === undefined && positionals.length > 0) {
     throw new ParseError("ERR_OPTION", `Unexpected argument: ${positionals[0]}`);
   }

@@ -1,7 +1,7 @@
 // The command-line flag table derived from @Option metadata, and the --help
 // text built from it. args.ts parses with the same table.
 import { bold, grey } from "kleur/colors";
-import { OptionType, type OptionMetadata, type PluginSignatures } from "../shared/index.js";
+import { OptionType, kebabCase, spaceCase, type OptionMetadata, type PluginSignatures } from "../shared/index.js";
 
 /** One command-line flag (or the positional) and the option it sets */
 export interface CliArg {
@@ -43,16 +43,9 @@ export function builtinArgs(declared: CliArg[]): CliArg[] {
   return [HELP, VERSION, DEBUG, VERBOSE].filter((arg) => !taken.has(arg.name));
 }
 
-function kebabCase(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
 /** "KVPlugin" → "KV Options", "DurableObjectsPlugin" → "Durable Objects Options" */
 export function sectionTitle(pluginName: string): string {
-  return pluginName
-    .replace(/Plugin$/, "Options")
-    .replace(/(.)([A-Z][a-z]+)/g, "$1 $2")
-    .replace(/([a-z0-9])([A-Z])/g, "$1 $2");
+  return spaceCase(pluginName.replace(/Plugin$/, "Options"));
 }
 
 /** Flag name of an option: `name`, else the kebab-case key; lists lose a plural "s" */

@@ -2,11 +2,8 @@ import type http from "node:http";
 import type { TLSSocket } from "node:tls";
 import { Readable } from "node:stream";
 import { randomHex } from "../shared/data.js";
-import { Request } from "../standards/index.js";
+import { Request, _headersFromIncomingRequest } from "../standards/index.js";
 import { DEFAULT_CF } from "./cf.js";
-
-// Hop-by-hop headers describe the connection to Miniflare, not the request
-const DROPPED_HEADERS = new Set(["transfer-encoding", "connection", "keep-alive", "expect"]);
 
 function clientIp(req: http.IncomingMessage): string {
   let ip = req.socket.remoteAddress ?? "";
@@ -27,13 +24,8 @@ export function convertNodeRequest(req: http.IncomingMessage): { request: Reques
   const proto = "https";
   const ip = clientIp(req);
 
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (DROPPED_HEADERS.has(name) || name === "cf-connecting-ip" || name === "x-real-ip") continue;
-    headers.append(name, raw[i + 1]);
-  }
+  // (Drops the hop-by-hop headers that describe the connection to us)
+  const headers = _headersFromIncomingRequest(req);
   headers.set("x-real-ip", ip);
   headers.set("cf-connecting-ip", ip);
   if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", proto);

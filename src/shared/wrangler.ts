@@ -1,11 +1,6 @@
 // The parts of wrangler.toml Miniflare reads (see docs/core.md)
 
-export type ModuleRuleTypeName =
-  | "ESModule"
-  | "CommonJS"
-  | "Text"
-  | "Data"
-  | "CompiledWasm";
+import type { ModuleRuleType } from "./runner.js";
 
 export interface WranglerServiceConfig {
   name?: string;
@@ -64,7 +59,7 @@ export interface WranglerEnvironmentConfig {
       format?: "service-worker" | "modules";
       dir?: string;
       main?: string;
-      rules?: { type: ModuleRuleTypeName; globs: string[]; fallthrough?: boolean }[];
+      rules?: { type: ModuleRuleType; globs: string[]; fallthrough?: boolean }[];
     };
   };
   miniflare?: {
