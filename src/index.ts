@@ -7,6 +7,15 @@ export { CorePlugin } from "./plugins/core/plugin.js";
 export { MiniflareCoreError } from "./plugins/core/errors.js";
 export { BindingsPlugin, Fetcher } from "./plugins/bindings/plugin.js";
 export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
+export { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
+export {
+  FileStorage,
+  FileStorageError,
+  MemoryStorage,
+  PluginStorageFactory,
+  RedisStorage,
+  VariedStorageFactory,
+} from "./storage/index.js";
 export { VMScriptRunner, VMScriptRunnerError } from "./runtime/index.js";
 export {
   Compatibility,

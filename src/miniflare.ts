@@ -5,6 +5,7 @@ import { MiniflareCore } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
+import type { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
 import { PLUGINS, type Plugins } from "./plugins.js";
 
 export type MiniflareOptions = Options<Plugins> & {
@@ -46,14 +47,23 @@ export class Miniflare extends MiniflareCore {
   }
 
   /** Starts an HTTP server on the `host` and `port` options */
+  async startServer(): Promise<http.Server> {
+    const { startServer } = await import("./http-server/server.js");
+    return startServer(this);
+  }
+
   /** Starts a REPL in the worker's global scope, with bindings as `env` */
   startREPL(): Promise<repl.REPLServer> {
     return startREPL(this);
   }
 
-  async startServer(): Promise<http.Server> {
-    const { startServer } = await import("./http-server/server.js");
-    return startServer(this);
+  /**
+   * A KV namespace, for reading and writing the data the worker sees from
+   * outside it (tests, scripts). Usable outside requests.
+   */
+  async getKVNamespace(namespace: string): Promise<KVNamespace> {
+    const plugin = (await this.getPlugins()).KVPlugin as unknown as KVPlugin;
+    return plugin.getNamespace(this.getPluginStorage("KVPlugin"), namespace);
   }
 }
 

@@ -2,6 +2,7 @@ import { BindingsPlugin } from "./plugins/bindings/plugin.js";
 import { BuildPlugin } from "./plugins/build/plugin.js";
 import { CorePlugin } from "./plugins/core/plugin.js";
 import { HTTPPlugin } from "./http-server/plugin.js";
+import { KVPlugin } from "./plugins/kv/plugin.js";
 
 // Order matters: plugins' globals and bindings are merged in this order, so
 // later ones win. CorePlugin is always first and BindingsPlugin always last
@@ -12,6 +13,7 @@ export const PLUGINS = {
   CorePlugin,
   HTTPPlugin,
   BuildPlugin,
+  KVPlugin,
   BindingsPlugin,
 };
 

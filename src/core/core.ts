@@ -24,6 +24,7 @@ import type {
   ScriptRunnerResult,
 } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
+import { PluginStorageFactory, VariedStorageFactory } from "../storage/factory.js";
 import {
   _kLoopHeader,
   Request,
@@ -36,6 +37,7 @@ import {
   kDispatchScheduled,
   kDispose,
   withImmutableHeaders,
+  withEnumerableGetters,
   withStringFormDataFiles,
 } from "../standards/index.js";
 import type { CorePlugin } from "../plugins/core/plugin.js";
@@ -93,6 +95,10 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   readonly #plugins: PluginEntries;
   readonly #ctx: MiniflareCoreContext;
   readonly #sharedCache = new Map<string, unknown>();
+  readonly #storageFactory: StorageFactory;
+  /** Only a factory made here is disposed here (a given one may be shared) */
+  readonly #ownsStorageFactory: boolean;
+  readonly #pluginStorages = new Map<string, PluginStorageFactory>();
   #previousSetOptions: Context;
   #overrides: SplitOptions;
   #previousOptions?: SplitOptions;
@@ -124,6 +130,8 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     super();
     this.#plugins = getPluginEntries(plugins);
     this.#ctx = ctx;
+    this.#ownsStorageFactory = ctx.storageFactory === undefined;
+    this.#storageFactory = ctx.storageFactory ?? new VariedStorageFactory();
     this.#previousSetOptions = options;
     this.#overrides = splitPluginOptions(this.#plugins, options);
     this.#initPromise = this.#init().then(() => this.#reload());
@@ -249,7 +257,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     const instance = this.#instances![name];
     if (!instance.setup) return false;
     this.#ctx.log.verbose(`- setup(${name})`);
-    const result = await instance.setup(this.#ctx.storageFactory!);
+    const result = await instance.setup(this.getPluginStorage(name));
     this.#recordWatch(this.#setupWatch, name, result?.watch);
     this.#setupResults.set(name, result ?? {});
     return true;
@@ -472,6 +480,16 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     });
   }
 
+  /** The storage factory `name`'s plugin stores through */
+  getPluginStorage(name: string): StorageFactory {
+    let storage = this.#pluginStorages.get(name);
+    if (storage === undefined) {
+      storage = new PluginStorageFactory(this.#storageFactory, name);
+      this.#pluginStorages.set(name, storage);
+    }
+    return storage;
+  }
+
   async getPlugins(): Promise<PluginInstances> {
     await this.#initPromise;
     return this.#instances!;
@@ -520,6 +538,9 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     if (!this.#compat!.isEnabled("formdata_parser_supports_files")) {
       request = withStringFormDataFiles(request);
     }
+    if (!this.#compat!.isEnabled("workers_api_getters_setters_on_prototype")) {
+      request = withEnumerableGetters(request);
+    }
     request = withImmutableHeaders(request);
     return this.#globalScope![kDispatchFetch](request, proxy);
   }
@@ -552,6 +573,8 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       this.#sharedCache.clear();
       this.#watcher?.dispose();
       this.#watcher = undefined;
+      // Closes connections (Redis); in-memory data goes with the instance
+      if (this.#ownsStorageFactory) await this.#storageFactory.dispose?.();
       this.#watchPaths = new Set();
       clearTimeout(this.#ignoreScriptChangesTimeout);
     });

@@ -1,6 +1,10 @@
 import { numericCompare } from "./data.js";
 
-/** Every compatibility flag Miniflare 2.14.4 implements. */
+/**
+ * Every compatibility flag Miniflare 2.14.4 implements, plus
+ * workers_api_getters_setters_on_prototype, which it doesn't (it always
+ * behaves as if the flag were off).
+ */
 export type CompatibilityEnableFlag =
   | "nodejs_compat"
   | "streams_enable_constructors"
@@ -12,6 +16,7 @@ export type CompatibilityEnableFlag =
   | "fetch_refuses_unknown_protocols"
   | "formdata_parser_supports_files"
   | "html_rewriter_treats_esi_include_as_void_tag"
+  | "workers_api_getters_setters_on_prototype"
   | "experimental";
 
 export type CompatibilityDisableFlag =
@@ -21,7 +26,8 @@ export type CompatibilityDisableFlag =
   | "no_global_navigator"
   | "durable_object_fetch_allows_relative_url"
   | "fetch_treats_unknown_protocols_as_http"
-  | "formdata_parser_converts_files_to_strings";
+  | "formdata_parser_converts_files_to_strings"
+  | "workers_api_getters_setters_on_instance";
 
 export type CompatibilityFlag =
   | CompatibilityEnableFlag
@@ -72,6 +78,11 @@ const FEATURES: Feature[] = [
     defaultAsOf: "2021-11-03",
     enableFlag: "formdata_parser_supports_files",
     disableFlag: "formdata_parser_converts_files_to_strings",
+  },
+  {
+    defaultAsOf: "2022-01-31",
+    enableFlag: "workers_api_getters_setters_on_prototype",
+    disableFlag: "workers_api_getters_setters_on_instance",
   },
   { enableFlag: "html_rewriter_treats_esi_include_as_void_tag" },
   { enableFlag: "experimental" },

@@ -23,33 +23,71 @@ export interface StoredKeyMeta<Meta = unknown>
   extends StoredKey,
     StoredMeta<Meta> {}
 
+export interface RangeOptions {
+  offset?: number;
+  length?: number;
+  /** The last `suffix` bytes (wins over offset and length) */
+  suffix?: number;
+}
+
+export interface StoredValueMetaRange<Meta = unknown>
+  extends StoredValueMeta<Meta> {
+  range: { offset: number; length: number };
+}
+
 export interface StorageListOptions {
+  /** Only keys starting with this */
   prefix?: string;
+  /** Skip keys starting with this */
   excludePrefix?: string;
+  /** Inclusive lower bound */
   start?: string;
+  /** Exclusive upper bound */
   end?: string;
   reverse?: boolean;
+  /** From a previous result: carry on after the key it ended at */
   cursor?: string;
   limit?: number;
+  /**
+   * Keys with `delimiter` after the prefix are rolled up into
+   * `delimitedPrefixes` (prefix up to and including the delimiter)
+   */
   delimiter?: string;
 }
 
 export interface StorageListResult<Key extends StoredKey = StoredKeyMeta> {
   keys: Key[];
+  /** Empty when there is nothing more to list */
   cursor: string;
-  delimitedPrefixes: string[];
+  /** Only set when a `delimiter` was given */
+  delimitedPrefixes?: string[];
 }
 
+/**
+ * A namespace of entries: a byte value with an optional expiration and
+ * JSON-serialisable metadata per key. Keys are any JavaScript strings, and
+ * are listed in UTF-8 byte order (lone surrogates in code point order).
+ * Expired entries are never returned.
+ */
 export abstract class Storage {
   abstract has(key: string): Promise<boolean>;
+  abstract head<Meta = unknown>(
+    key: string
+  ): Promise<StoredMeta<Meta> | undefined>;
   abstract get<Meta = unknown>(
     key: string,
     skipMetadata?: boolean
   ): Promise<StoredValueMeta<Meta> | undefined>;
+  abstract getRange<Meta = unknown>(
+    key: string,
+    range?: RangeOptions,
+    skipMetadata?: boolean
+  ): Promise<StoredValueMetaRange<Meta> | undefined>;
   abstract put<Meta = unknown>(
     key: string,
     value: StoredValueMeta<Meta>
   ): Promise<void>;
+  /** Resolves true if the key existed (and hadn't expired) */
   abstract delete(key: string): Promise<boolean>;
   abstract list<Meta = unknown>(
     options?: StorageListOptions,
@@ -84,9 +122,35 @@ export abstract class Storage {
     }
     return count;
   }
+
+  /** Closes whatever the storage holds open (connections, handles) */
+  dispose?(): Promise<void>;
 }
 
 export interface StorageFactory {
   storage(namespace: string, persist?: boolean | string): Storage;
   dispose?(): Promise<void>;
+}
+
+/**
+ * Resolves a byte range of a value of `size` bytes, throwing the errors
+ * Miniflare 2 throws for impossible ranges
+ */
+export function parseRange(
+  { offset, length, suffix }: RangeOptions,
+  size: number
+): { offset: number; length: number } {
+  if (suffix !== undefined) {
+    if (suffix <= 0) throw new Error("Suffix must be > 0");
+    if (suffix > size) suffix = size;
+    offset = size - suffix;
+    length = suffix;
+  }
+  offset ??= 0;
+  length ??= size - offset;
+  if (offset < 0) throw new Error("Offset must be >= 0");
+  if (offset > size) throw new Error("Offset must be < size");
+  if (length <= 0) throw new Error("Length must be > 0");
+  if (offset + length > size) length = size - offset;
+  return { offset, length };
 }

@@ -6,7 +6,9 @@
  * reachable as `_kInner`. On top of them they add:
  * - `Request#cf` (deep-cloned), `Response#encodeBody`, `Response#webSocket`
  *   (with the status 101 rules), `Response#waitUntil()`;
- * - own enumerable getters, so `Object.keys()` lists the body properties;
+ * - optionally, own enumerable getters, so `Object.keys()` lists the body
+ *   properties (`workers_api_getters_setters_on_prototype` off: production
+ *   before 2022-01-31, and always in Miniflare 2);
  * - bodies that are always readable byte streams, with chunk validation,
  *   optional input gating and copy-on-clone;
  * - `formData()` with Miniflare 2's (busboy's) behaviour, optionally returning
@@ -71,6 +73,7 @@ export const _kInner = Symbol("kInner");
 const kBodyStream = Symbol("kBodyStream");
 const kInputGated = Symbol("kInputGated");
 const kFormDataFiles = Symbol("kFormDataFiles");
+const kEnumerableGetters = Symbol("kEnumerableGetters");
 const kCloned = Symbol("kCloned");
 /** url/redirected/urlList of a fetch response whose inner had to be rebuilt */
 const kResponseInfo = Symbol("kResponseInfo");
@@ -92,20 +95,18 @@ function defineHidden(object: object, key: symbol, value: unknown): void {
 
 const enumerableDescriptors = new Map<object, PropertyDescriptorMap>();
 
-// Workers' Request/Response have their getters as own enumerable
-// properties (Object.keys(request) lists them), so copy them onto each
-// instance; the descriptors are built once per class
-function makeEnumerable(prototype: object, instance: object, keys: readonly string[]): void {
+function enumerableDescriptorsOf(prototype: object, keys: readonly string[]): PropertyDescriptorMap {
   let descriptors = enumerableDescriptors.get(prototype);
   if (descriptors === undefined) {
     descriptors = {};
-    for (const key of keys) {
-      const descriptor = Object.getOwnPropertyDescriptor(prototype, key)!;
+    for (const key of [...enumerableBodyKeys, ...keys]) {
+      const owner = key in Body.prototype && !Object.hasOwn(prototype, key) ? Body.prototype : prototype;
+      const descriptor = Object.getOwnPropertyDescriptor(owner, key)!;
       descriptors[key] = { ...descriptor, enumerable: true };
     }
     enumerableDescriptors.set(prototype, descriptors);
   }
-  Object.defineProperties(instance, descriptors);
+  return descriptors;
 }
 
 function unimplemented(klass: "Request" | "Response", property: string): never {
@@ -153,6 +154,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
   declare [kBodyStream]: ReadableStream<Uint8Array> | undefined;
   declare [kTextSource]: string | undefined;
   declare [kResponseInfo]: ResponseInfo | undefined;
+  declare [kEnumerableGetters]: boolean;
 
   constructor(inner: Inner) {
     let info: ResponseInfo | undefined;
@@ -166,7 +168,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
     defineHidden(this, kBodyStream, undefined);
     defineHidden(this, kTextSource, undefined);
     defineHidden(this, kResponseInfo, info);
-    makeEnumerable(Body.prototype, this, enumerableBodyKeys);
+    defineHidden(this, kEnumerableGetters, false);
   }
 
   [inspect](): Inner {
@@ -316,6 +318,23 @@ export function withInputGating<B extends Body>(body: B): B {
   return body;
 }
 
+/**
+ * Copies the getters onto the instance as own enumerable properties, as
+ * Workers did before `workers_api_getters_setters_on_prototype` (and as
+ * Miniflare 2 always does): `Object.keys(request)` then lists them. Costly
+ * (defining accessors is slow in V8), so only done when the flag is off.
+ */
+export function withEnumerableGetters<B extends Body>(body: B): B {
+  if (body[kEnumerableGetters]) return body;
+  body[kEnumerableGetters] = true;
+  if (body instanceof Request) {
+    Object.defineProperties(body, enumerableDescriptorsOf(Request.prototype, enumerableRequestKeys));
+  } else if (body instanceof Response) {
+    Object.defineProperties(body, enumerableDescriptorsOf(Response.prototype, enumerableResponseKeys));
+  }
+  return body;
+}
+
 /** Makes `formData()` return file parts as strings */
 export function withStringFormDataFiles<B extends Body>(body: B): B {
   body[kFormDataFiles] = false;
@@ -399,7 +418,6 @@ export class Request extends Body<BaseRequest> {
     if (contentLength !== undefined) {
       this.headers.set("content-length", contentLength.toString());
     }
-    makeEnumerable(Request.prototype, this, enumerableRequestKeys);
   }
 
   clone(): Request {
@@ -409,6 +427,7 @@ export class Request extends Body<BaseRequest> {
     const clone = new Request(innerClone);
     clone[kInputGated] = this[kInputGated];
     clone[kFormDataFiles] = this[kFormDataFiles];
+    if (this[kEnumerableGetters]) withEnumerableGetters(clone);
     if (isHeadersImmutable(this.headers)) makeHeadersImmutable(clone.headers);
     clone.#cf = this.#cf ? nonCircularClone(this.#cf) : undefined;
     this[kCloned] = true;
@@ -550,7 +569,6 @@ export class Response extends Body<BaseResponse> {
     if (contentLength !== undefined) {
       this.headers.set("content-length", contentLength.toString());
     }
-    makeEnumerable(Response.prototype, this, enumerableResponseKeys);
     defineHidden(this, kWaitUntil, undefined);
   }
 
@@ -565,6 +583,7 @@ export class Response extends Body<BaseResponse> {
     const clone = new Response(innerClone.body, innerClone);
     clone[kInputGated] = this[kInputGated];
     clone[kFormDataFiles] = this[kFormDataFiles];
+    if (this[kEnumerableGetters]) withEnumerableGetters(clone);
     clone.#encodeBody = this.#encodeBody;
     clone.#status = this.#status;
     clone[kWaitUntil] = this[kWaitUntil];
@@ -835,6 +854,7 @@ export function createCompatFetch(
   const innerFetch = inner;
   const refusesUnknown = compat.isEnabled("fetch_refuses_unknown_protocols");
   const formDataFiles = compat.isEnabled("formdata_parser_supports_files");
+  const gettersOnPrototype = compat.isEnabled("workers_api_getters_setters_on_prototype");
   return async (input, init) => {
     if (!globalAsyncIO) assertInRequest();
     const url = _urlFromRequestInput(input);
@@ -855,6 +875,7 @@ export function createCompatFetch(
     }
     let res = await innerFetch(input, init);
     if (!formDataFiles) res = withStringFormDataFiles(res);
+    if (!gettersOnPrototype) res = withEnumerableGetters(res);
     return res;
   };
 }

@@ -389,14 +389,15 @@ test("Miniflare: compat: enabled flags are logged at debug level", async (t) => 
   const debug = log.logsAtLevel(LogLevel.DEBUG);
   const start = debug.indexOf("Enabled Compatibility Flags:");
   assert.notEqual(start, -1);
-  assert.deepEqual(debug.slice(start + 1, start + 6), [
+  assert.deepEqual(debug.slice(start + 1, start + 7), [
     "- nodejs_compat",
     "- global_navigator",
     "- durable_object_fetch_requires_full_url",
     "- fetch_refuses_unknown_protocols",
     "- formdata_parser_supports_files",
+    "- workers_api_getters_setters_on_prototype",
   ]);
-  assert.doesNotMatch(debug[start + 6] ?? "", FLAG_LINE);
+  assert.doesNotMatch(debug[start + 7] ?? "", FLAG_LINE);
 });
 
 test("Miniflare: compat: no enabled flags are logged as <none>", async (t) => {
@@ -417,7 +418,7 @@ test("Miniflare: compat: every flag on by 2022-11-30 is logged for that date", a
   const debug = log.logsAtLevel(LogLevel.DEBUG);
   const start = debug.indexOf("Enabled Compatibility Flags:");
   assert.notEqual(start, -1);
-  assert.deepEqual(debug.slice(start + 1, start + 9), [
+  assert.deepEqual(debug.slice(start + 1, start + 10), [
     "- streams_enable_constructors",
     "- transformstream_enable_standard_constructor",
     "- export_commonjs_default",
@@ -426,6 +427,36 @@ test("Miniflare: compat: every flag on by 2022-11-30 is logged for that date", a
     "- durable_object_fetch_requires_full_url",
     "- fetch_refuses_unknown_protocols",
     "- formdata_parser_supports_files",
+    "- workers_api_getters_setters_on_prototype",
   ]);
-  assert.doesNotMatch(debug[start + 9] ?? "", FLAG_LINE);
+  assert.doesNotMatch(debug[start + 10] ?? "", FLAG_LINE);
+});
+
+test("Miniflare: compat: getters are own properties before 2022-01-31, as in Miniflare 2", async (t) => {
+  const handler = `
+    const response = new Response("body");
+    return Response.json({ request: Object.keys(request), response: Object.keys(response) });
+  `;
+  const { mf } = useMiniflareWithHandler(t, handler, { compatibilityDate: "2022-01-30" });
+  const keys = await (await mf.dispatchFetch("http://localhost/")).json();
+  assert.deepEqual(keys, {
+    request: ["body", "bodyUsed", "headers", "cf", "signal", "redirect", "url", "method"],
+    // Miniflare 2's order
+    response: ["body", "bodyUsed", "headers", "webSocket", "url", "redirected", "ok", "statusText", "status"],
+  });
+});
+
+test("Miniflare: compat: getters are on the prototype from 2022-01-31, as in production", async (t) => {
+  const handler = `
+    return Response.json({ request: Object.keys(request), response: Object.keys(new Response("")) });
+  `;
+  const { mf } = useMiniflareWithHandler(t, handler, { compatibilityDate: "2022-01-31" });
+  assert.deepEqual(await (await mf.dispatchFetch("http://localhost/")).json(), { request: [], response: [] });
+  const { mf: onInstance } = useMiniflareWithHandler(t, handler, {
+    compatibilityDate: "2022-11-30",
+    compatibilityFlags: ["workers_api_getters_setters_on_instance"],
+  });
+  const keys = await (await onInstance.dispatchFetch("http://localhost/")).json();
+  assert.equal(keys.request.length, 8);
+  assert.equal(keys.response.length, 9);
 });

@@ -37,6 +37,11 @@ const FLAGS: [
     "formdata_parser_converts_files_to_strings",
     "2021-11-03",
   ],
+  [
+    "workers_api_getters_setters_on_prototype",
+    "workers_api_getters_setters_on_instance",
+    "2022-01-31",
+  ],
   ["html_rewriter_treats_esi_include_as_void_tag", undefined, undefined],
   ["experimental", undefined, undefined],
 ];
@@ -181,6 +186,7 @@ test("Compatibility: enabled: lists every enabled feature", () => {
     "global_navigator",
     "r2_list_honor_include",
     "transformstream_enable_standard_constructor",
+    "workers_api_getters_setters_on_prototype",
   ]);
 });
 

@@ -7,6 +7,7 @@ import {
   Response,
   _kInner,
   kFixedLength,
+  withEnumerableGetters,
   withImmutableHeaders,
   withInputGating,
 } from "../../src/standards/http.js";
@@ -144,8 +145,21 @@ test("Request: clone retains form data file parsing option", () =>
   bodyChecks.cloneRetainsFormDataFileOption(postRequest)
 );
 
-test("Request: Object.keys() returns getters", () => {
-  const req = new Request("http://localhost", { headers: { "X-Key": "value " } });
+test("Request: getters are on the prototype by default", () => {
+  const req = new Request("http://localhost");
+  assert.deepEqual(Object.keys(req), []);
+  assert.equal(req.url, "http://localhost/");
+});
+
+test("Request: Object.keys() returns getters with withEnumerableGetters()", () => {
+  const req = withEnumerableGetters(
+    new Request("http://localhost", { headers: { "X-Key": "value " } })
+  );
+  assert.equal(withEnumerableGetters(req), req);
+  // Live getters, not copies of the values
+  assert.equal(req.bodyUsed, false);
+  assert.equal(req.method, "GET");
+  assert.deepEqual(Object.keys(req.clone()), Object.keys(req));
   assert.deepEqual(Object.keys(req), [
     "body",
     "bodyUsed",

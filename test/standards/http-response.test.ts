@@ -7,6 +7,7 @@ import {
   Response,
   _kInner,
   kFixedLength,
+  withEnumerableGetters,
   withInputGating,
   withWaitUntil,
 } from "../../src/standards/http.js";
@@ -201,8 +202,17 @@ test("Response: clones null body", () => {
   assert.equal(res.clone().body, null);
 });
 
-test("Response: Object.keys() returns getters", () => {
-  const res = new Response("body", { headers: { "X-Key": "value " } });
+test("Response: getters are on the prototype by default", () => {
+  assert.deepEqual(Object.keys(new Response("body")), []);
+});
+
+test("Response: Object.keys() returns getters with withEnumerableGetters()", async () => {
+  const res = withEnumerableGetters(new Response("body", { headers: { "X-Key": "value " } }));
+  assert.deepEqual(Object.keys(res.clone()), Object.keys(res));
+  assert.equal(res.bodyUsed, false);
+  assert.equal(await res.text(), "body");
+  // The own getter reads the live state
+  assert.equal(res.bodyUsed, true);
   assert.deepEqual(Object.keys(res).sort(), [
     "body",
     "bodyUsed",

@@ -57,6 +57,7 @@ import {
   atob,
   btoa,
   createTransformStreamStandIn,
+  withEnumerableGetters,
   withStringFormDataFiles,
 } from "../../standards/index.js";
 import { base } from "../../standards/http-base.js";
@@ -97,11 +98,16 @@ export interface CoreOptions {
 }
 
 // Wraps a Request/Response class so instances parse form-data files as
-// strings (the formdata_parser_supports_files flag off)
-function proxyStringFormDataFiles<T extends object>(klass: T): T {
+// strings (formdata_parser_supports_files off) and/or have their getters as
+// own properties (workers_api_getters_setters_on_prototype off)
+function proxyBodyCompat<T extends object>(klass: T, stringFiles: boolean, ownGetters: boolean): T {
+  if (!stringFiles && !ownGetters) return klass;
   return new Proxy(klass as any, {
     construct(target, args, newTarget) {
-      return withStringFormDataFiles(Reflect.construct(target, args, newTarget));
+      let body = Reflect.construct(target, args, newTarget);
+      if (stringFiles) body = withStringFormDataFiles(body);
+      if (ownGetters) body = withEnumerableGetters(body);
+      return body;
     },
   });
 }
@@ -320,12 +326,10 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   #buildGlobals(ctx: PluginContext): Context {
     const extraGlobals: Context = {};
 
-    let CompatRequest: typeof Request = Request;
-    let CompatResponse: typeof Response = Response;
-    if (!ctx.compat.isEnabled("formdata_parser_supports_files")) {
-      CompatRequest = proxyStringFormDataFiles(Request);
-      CompatResponse = proxyStringFormDataFiles(Response);
-    }
+    const stringFiles = !ctx.compat.isEnabled("formdata_parser_supports_files");
+    const ownGetters = !ctx.compat.isEnabled("workers_api_getters_setters_on_prototype");
+    const CompatRequest = proxyBodyCompat(Request, stringFiles, ownGetters);
+    const CompatResponse = proxyBodyCompat(Response, stringFiles, ownGetters);
 
     if (ctx.compat.isEnabled("global_navigator")) {
       extraGlobals.navigator = new Navigator();

@@ -1,0 +1,57 @@
+import { resolveStoragePersist } from "../../shared/data.js";
+import {
+  Option,
+  OptionType,
+  Plugin,
+  type PluginContext,
+  type SetupResult,
+} from "../../shared/plugin.js";
+import type { StorageFactory } from "../../shared/storage.js";
+import { KVNamespace } from "./namespace.js";
+
+export interface KVOptions {
+  kvNamespaces?: string[];
+  kvPersist?: boolean | string;
+}
+
+export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
+  @Option({
+    type: OptionType.ARRAY,
+    name: "kv",
+    alias: "k",
+    description: "KV namespace to bind (repeatable)",
+    logName: "KV Namespaces",
+    fromWrangler: ({ kv_namespaces }) => kv_namespaces?.map(({ binding }) => binding),
+  })
+  kvNamespaces?: string[];
+
+  @Option({
+    type: OptionType.BOOLEAN_STRING,
+    description: "Keep KV data between runs (in .mf/kv, the given folder, or a redis:// URL)",
+    logName: "KV Persistence",
+    fromWrangler: ({ miniflare }) => miniflare?.kv_persist,
+  })
+  kvPersist?: boolean | string;
+
+  readonly #persist?: boolean | string;
+
+  constructor(ctx: PluginContext, options?: KVOptions) {
+    super(ctx);
+    this.assignOptions(options);
+    this.#persist = resolveStoragePersist(ctx.rootPath, this.kvPersist);
+  }
+
+  /** A namespace over this plugin's storage (never gated unless asked) */
+  getNamespace(storage: StorageFactory, namespace: string, blockGlobalAsyncIO = false): KVNamespace {
+    return new KVNamespace(storage.storage(namespace, this.#persist), { blockGlobalAsyncIO });
+  }
+
+  setup(storageFactory: StorageFactory): SetupResult {
+    const blockGlobalAsyncIO = !this.ctx.globalAsyncIO;
+    const bindings: Record<string, KVNamespace> = {};
+    for (const namespace of this.kvNamespaces ?? []) {
+      bindings[namespace] = this.getNamespace(storageFactory, namespace, blockGlobalAsyncIO);
+    }
+    return { bindings };
+  }
+}

@@ -1,0 +1,108 @@
+import { createRequire } from "node:module";
+import path from "node:path";
+import type { Redis } from "ioredis";
+import type { Storage, StorageFactory } from "../shared/storage.js";
+import { encodeName, FileStorage } from "./file.js";
+import { type MemoryEntry, MemoryStorage } from "./memory.js";
+import { RedisStorage } from "./redis.js";
+
+const redisURL = /^rediss?:\/\//;
+const require = createRequire(import.meta.url);
+
+/**
+ * Chooses a backend from a persist option: memory when unset or false, Redis
+ * for a redis:// or rediss:// URL, otherwise files under that directory.
+ * Memory storages and Redis connections live as long as the factory, so
+ * in-memory data survives reloads.
+ */
+export class VariedStorageFactory implements StorageFactory {
+  readonly #memoryStorages: Map<string, MemoryStorage>;
+  readonly #redisConnections: Map<string, Redis>;
+
+  constructor(
+    memoryStorages = new Map<string, MemoryStorage>(),
+    redisConnections = new Map<string, Redis>()
+  ) {
+    this.#memoryStorages = memoryStorages;
+    this.#redisConnections = redisConnections;
+  }
+
+  storage(namespace: string, persist?: boolean | string): Storage {
+    if (persist === undefined || persist === false) {
+      let storage = this.#memoryStorages.get(namespace);
+      if (storage === undefined) {
+        storage = new MemoryStorage(new Map<string, MemoryEntry>());
+        this.#memoryStorages.set(namespace, storage);
+      }
+      return storage;
+    }
+    if (persist === true) {
+      throw new TypeError("persist must be resolved to a path or URL before storage()");
+    }
+    if (redisURL.test(persist)) {
+      let connection = this.#redisConnections.get(persist);
+      if (connection === undefined) {
+        // ioredis is only loaded by those who use it
+        const { Redis } = require("ioredis") as typeof import("ioredis");
+        connection = new Redis(persist);
+        // Failures surface on the commands that hit them; without a listener
+        // ioredis would also print every reconnection attempt
+        connection.on("error", () => {});
+        this.#redisConnections.set(persist, connection);
+      }
+      return new RedisStorage(connection, namespace);
+    }
+    return new FileStorage(namespaceDirectory(persist, namespace));
+  }
+
+  async dispose(): Promise<void> {
+    const connections = [...this.#redisConnections.values()];
+    this.#redisConnections.clear();
+    await Promise.all(
+      connections.map((connection) =>
+        connection.quit().catch(() => {
+          connection.disconnect();
+        })
+      )
+    );
+  }
+}
+
+/**
+ * A namespace's directory: "a:b" is a/b, each part named as keys are (so a
+ * namespace can't reach outside `root` either)
+ */
+export function namespaceDirectory(root: string, namespace: string): string {
+  return path.join(root, ...namespace.split(":").map(encodeName));
+}
+
+/** "KVPlugin" → "kv", "DurableObjectsPlugin" → "durableobjects" */
+export function pluginStorageName(pluginName: string): string {
+  return pluginName.replace(/Plugin$/, "").toLowerCase();
+}
+
+/**
+ * One plugin's view of the storage factory: in-memory and Redis namespaces
+ * are prefixed with the plugin's name (so KV's "default" and the cache's
+ * "default" are apart), and `persist: true` means ".mf/<plugin>" in the
+ * working directory, as in Miniflare 2.
+ */
+export class PluginStorageFactory implements StorageFactory {
+  readonly #inner: StorageFactory;
+  readonly #name: string;
+  readonly #defaultPersistRoot: string;
+
+  constructor(inner: StorageFactory, pluginName: string, defaultPersistRoot = ".mf") {
+    this.#inner = inner;
+    this.#name = pluginStorageName(pluginName);
+    this.#defaultPersistRoot = defaultPersistRoot;
+  }
+
+  storage(namespace: string, persist?: boolean | string): Storage {
+    if (persist === undefined || persist === false || (typeof persist === "string" && redisURL.test(persist))) {
+      return this.#inner.storage(`${this.#name}:${namespace}`, persist);
+    }
+    if (persist === true) persist = path.resolve(this.#defaultPersistRoot, this.#name);
+    return this.#inner.storage(namespace, persist);
+  }
+}
