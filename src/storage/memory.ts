@@ -21,6 +21,11 @@ export interface MemoryEntry {
   metadata?: string;
 }
 
+// Copies into a new ArrayBuffer of exactly the bytes: Buffer#slice() would
+// only make a view, maybe of Node's shared Buffer pool, which a byte stream
+// enqueuing the value would detach
+const copy = (value: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(value);
+
 /** First index in sorted `names` for which `before` is false */
 function search(names: string[], before: (name: string) => boolean): number {
   let low = 0;
@@ -83,9 +88,9 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
   ): Promise<StoredValueMeta<Meta> | undefined> {
     const entry = this.#live(key);
     if (entry === undefined) return undefined;
-    if (skipMetadata) return { value: entry.value.slice() };
+    if (skipMetadata) return { value: copy(entry.value) };
     return {
-      value: entry.value.slice(),
+      value: copy(entry.value),
       expiration: entry.expiration,
       metadata: entry.metadata === undefined ? undefined : JSON.parse(entry.metadata),
     };
@@ -100,7 +105,7 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
     if (entry === undefined) return undefined;
     const { offset, length } = parseRange(range, entry.value.byteLength);
     const result: StoredValueMetaRange<Meta> = {
-      value: entry.value.slice(offset, offset + length),
+      value: Uint8Array.prototype.slice.call(entry.value, offset, offset + length),
       range: { offset, length },
     };
     if (!skipMetadata) {
@@ -119,14 +124,14 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
     // Serialise before touching the map, so a bad value changes nothing
     const json = metadata === undefined ? undefined : JSON.stringify(metadata);
     if (!this.#map.has(key)) this.#sorted = undefined;
-    this.#map.set(key, { value: value.slice(), expiration, metadata: json });
+    this.#map.set(key, { value: copy(value), expiration, metadata: json });
   }
 
   async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
     // All or nothing: serialise every entry before storing any
     const entries = data.map(([key, { value, expiration, metadata }]) => {
       const json = metadata === undefined ? undefined : JSON.stringify(metadata);
-      return [key, { value: value.slice(), expiration, metadata: json }] as const;
+      return [key, { value: copy(value), expiration, metadata: json }] as const;
     });
     for (const [key, entry] of entries) {
       if (!this.#map.has(key)) this.#sorted = undefined;

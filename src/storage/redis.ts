@@ -65,8 +65,9 @@ function defineScripts(redis: Redis): MiniflareRedis {
   return mf;
 }
 
+/** A copy: ioredis' Buffers may be views into its network buffers */
 function toArray(buffer: Buffer): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  return new Uint8Array(buffer);
 }
 
 /** Throws the first error of a MULTI's or pipeline's results */

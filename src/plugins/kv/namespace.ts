@@ -156,8 +156,14 @@ async function readStream(stream: ReadableStream): Promise<Uint8Array> {
     if (length <= MAX_VALUE_SIZE) chunks.push(bytes);
   }
   if (length > MAX_VALUE_SIZE) throw valueSizeError(length);
-  if (chunks.length === 1) return chunks[0];
-  return Buffer.concat(chunks, length);
+  // (Buffer.concat() may return a view of Node's shared Buffer pool)
+  const result = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    result.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return result;
 }
 
 function valueSizeError(length: number): Error {
