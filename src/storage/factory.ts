@@ -68,12 +68,22 @@ export class VariedStorageFactory implements StorageFactory {
   }
 }
 
+// Binding names as they usually are ("TEST_NAMESPACE") stay readable
+const plainSegment = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+const reservedSegment = /^(?:con|prn|aux|nul|com\d|lpt\d)(?:\.|$)/i;
+
 /**
- * A namespace's directory: "a:b" is a/b, each part named as keys are (so a
- * namespace can't reach outside `root` either)
+ * A namespace's directory: "a:b" is a/b. Parts that are plain names (letters,
+ * digits, "_", "-", inner ".") are kept; others are named as keys are, so a
+ * namespace can't reach outside `root` either.
  */
 export function namespaceDirectory(root: string, namespace: string): string {
-  return path.join(root, ...namespace.split(":").map(encodeName));
+  const parts = namespace.split(":").map((part) =>
+    plainSegment.test(part) && !part.endsWith(".") && !reservedSegment.test(part)
+      ? part
+      : encodeName(part)
+  );
+  return path.join(root, ...parts);
 }
 
 /** "KVPlugin" → "kv", "DurableObjectsPlugin" → "durableobjects" */

@@ -361,12 +361,15 @@ export class FileStorage extends Storage implements ListSource<unknown> {
   async delete(key: string): Promise<boolean> {
     const file = this.#path(key);
     const header = await this.#readHeader(file);
+    if (header === undefined) return false;
     try {
       await fs.unlink(file);
     } catch (e) {
-      if (!isMissing(e)) throw this.#hidePaths(e);
+      // Another delete got there first: only one of them deleted it
+      if (isMissing(e)) return false;
+      throw this.#hidePaths(e);
     }
-    return header !== undefined;
+    return true;
   }
 
   list<Meta = unknown>(

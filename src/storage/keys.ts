@@ -7,7 +7,20 @@
 // every well-formed string, it round-trips every string exactly, and its byte
 // order is code point order.
 
-/** Compares keys by code point, which is UTF-8 byte order */
+const isHigh = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
+const isLow = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
+
+/** The code point starting at unit `i` (a lone surrogate is its own) */
+function codePointFrom(s: string, i: number): number {
+  const unit = s.charCodeAt(i);
+  if (isHigh(unit)) {
+    const next = s.charCodeAt(i + 1);
+    if (isLow(next)) return 0x10000 + ((unit - 0xd800) << 10) + (next - 0xdc00);
+  }
+  return unit;
+}
+
+/** Compares keys by code point, which is UTF-8 (WTF-8) byte order */
 export function compareKeys(a: string, b: string): number {
   if (a === b) return 0;
   const length = a.length < b.length ? a.length : b.length;
@@ -15,14 +28,16 @@ export function compareKeys(a: string, b: string): number {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x === y) continue;
-    // UTF-16 order differs from code point order only between a surrogate
-    // (part of a code point above U+FFFF) and a unit in U+E000..U+FFFF
-    if (x >= 0xd800 && y >= 0xd800) {
-      const xSurrogate = x <= 0xdfff;
-      const ySurrogate = y <= 0xdfff;
-      if (xSurrogate !== ySurrogate) return xSurrogate ? 1 : -1;
+    // UTF-16 order is code point order except around surrogates
+    if (x < 0xd800 && y < 0xd800) return x - y;
+    if (i > 0 && isHigh(a.charCodeAt(i - 1))) {
+      // Both have the same high surrogate before: a pair beats a lone one
+      const xLow = isLow(x);
+      const yLow = isLow(y);
+      if (xLow && yLow) return x - y;
+      if (xLow !== yLow) return xLow ? 1 : -1;
     }
-    return x - y;
+    return codePointFrom(a, i) - codePointFrom(b, i);
   }
   return a.length - b.length;
 }

@@ -26,6 +26,10 @@ export interface MemoryEntry {
 // enqueuing the value would detach
 const copy = (value: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(value);
 
+// Each map's keys in order, rebuilt when a list follows an insert or delete;
+// kept per map so storages sharing a map see each other's keys
+const sortedKeys = new WeakMap<Map<string, MemoryEntry>, string[]>();
+
 /** First index in sorted `names` for which `before` is false */
 function search(names: string[], before: (name: string) => boolean): number {
   let low = 0;
@@ -46,8 +50,6 @@ function search(names: string[], before: (name: string) => boolean): number {
 export class MemoryStorage extends Storage implements ListSource<unknown> {
   readonly #map: Map<string, MemoryEntry>;
   readonly #clock: Clock;
-  // Keys in order, rebuilt when a list follows an insert or delete
-  #sorted?: string[];
 
   constructor(map = new Map<string, MemoryEntry>(), clock: Clock = defaultClock) {
     super();
@@ -63,7 +65,7 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
       entry.expiration <= millisToSeconds(this.#clock())
     ) {
       this.#map.delete(key);
-      this.#sorted = undefined;
+      sortedKeys.delete(this.#map);
       return undefined;
     }
     return entry;
@@ -123,7 +125,7 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
   putSync<Meta = unknown>(key: string, { value, expiration, metadata }: StoredValueMeta<Meta>): void {
     // Serialise before touching the map, so a bad value changes nothing
     const json = metadata === undefined ? undefined : JSON.stringify(metadata);
-    if (!this.#map.has(key)) this.#sorted = undefined;
+    if (!this.#map.has(key)) sortedKeys.delete(this.#map);
     this.#map.set(key, { value: copy(value), expiration, metadata: json });
   }
 
@@ -134,14 +136,14 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
       return [key, { value: copy(value), expiration, metadata: json }] as const;
     });
     for (const [key, entry] of entries) {
-      if (!this.#map.has(key)) this.#sorted = undefined;
+      if (!this.#map.has(key)) sortedKeys.delete(this.#map);
       this.#map.set(key, entry);
     }
   }
 
   async delete(key: string): Promise<boolean> {
     const existed = this.#live(key) !== undefined;
-    if (this.#map.delete(key)) this.#sorted = undefined;
+    if (this.#map.delete(key)) sortedKeys.delete(this.#map);
     return existed;
   }
 
@@ -160,7 +162,11 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
 
   /** @internal */
   names(range: KeyRange, reverse: boolean, limit: number): NamesResult {
-    const sorted = (this.#sorted ??= [...this.#map.keys()].sort(compareKeys));
+    let sorted = sortedKeys.get(this.#map);
+    if (sorted === undefined) {
+      sorted = [...this.#map.keys()].sort(compareKeys);
+      sortedKeys.set(this.#map, sorted);
+    }
     const { lower, lowerInclusive, upper, prefix } = range;
     let from = 0;
     if (lower !== undefined) {
