@@ -997,6 +997,23 @@ export function storageContract(name: string, setup: StorageSetup, options: Cont
       assert.deepEqual((await storage.get("b"))!.metadata, { b: true });
     });
 
+    test("putMany with an entry that can't be serialised rejects and stores nothing", async (t) => {
+      const { storage } = await make(t);
+      await storage.put("a", { value: utf8("old") });
+      await assert.rejects(
+        storage.putMany([
+          ["a", { value: utf8("new") }],
+          ["b", { value: utf8("b") }],
+          ["c", { value: utf8("c"), metadata: { big: 1n } }],
+        ])
+      );
+      // Let any write still under way land
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(text((await storage.get("a"))!.value), "old");
+      assert.equal(await storage.hasMany(["b", "c"]), 0);
+      assertKeys(names(await storage.list()), ["a"]);
+    });
+
     // -- keys of every kind ----------------------------------------------------
 
     test("adversarial keys round-trip and list exactly, in order", async (t) => {

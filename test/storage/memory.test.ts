@@ -31,19 +31,6 @@ test("MemoryStorage: a fresh instance starts empty", async () => {
   assert.deepEqual(names(await b.list()), []);
 });
 
-test("MemoryStorage: putMany stores nothing if any metadata can't be serialised", async () => {
-  const storage = new MemoryStorage();
-  await storage.put("a", { value: utf8("old") });
-  await assert.rejects(
-    storage.putMany([
-      ["a", { value: utf8("new") }],
-      ["b", { value: utf8("b"), metadata: { big: 1n } }],
-    ])
-  );
-  assert.equal(text((await storage.get("a"))!.value), "old");
-  assert.equal(await storage.has("b"), false);
-});
-
 test("MemoryStorage: the listing follows puts, deletes and expirations", async () => {
   let now = 1_000_000_000_000;
   const storage = new MemoryStorage(undefined, () => now);
