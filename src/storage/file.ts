@@ -358,6 +358,12 @@ export class FileStorage extends Storage implements ListSource<unknown> {
     await this.#write(file, encodeEntry(key, value));
   }
 
+  async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
+    // Encode every entry before writing any, so a bad one writes nothing
+    const entries = data.map(([key, value]) => [this.#path(key), encodeEntry(key, value)] as const);
+    await Promise.all(entries.map(([file, chunks]) => this.#write(file, chunks)));
+  }
+
   async delete(key: string): Promise<boolean> {
     const file = this.#path(key);
     const header = await this.#readHeader(file);

@@ -105,7 +105,8 @@ export async function startRedisServer(): Promise<RedisServer> {
         async stop() {
           const exit = exited(child);
           child.kill("SIGTERM");
-          const timeout = sleep(5000).then(() => "timeout" as const);
+          // Unreferenced, so a quick exit doesn't leave the process waiting on it
+          const timeout = sleep(5000, "timeout" as const, { ref: false });
           if ((await Promise.race([exit, timeout])) === "timeout") {
             child.kill("SIGKILL");
             await exit;

@@ -99,21 +99,22 @@ describe("VariedStorageFactory", () => {
     }
   });
 
-  test("a redis:// URL: RedisStorage", { skip: redisSkipReason }, async (t) => {
+  test("a redis:// URL: RedisStorage", { skip: redisSkipReason }, async () => {
     const server = await startRedisServer();
-    t.after(() => server.stop());
     const factory = new VariedStorageFactory();
-    t.after(() => factory.dispose());
-    const storage = factory.storage("ns", server.url);
-    assert.ok(storage instanceof RedisStorage);
-    await put(storage, "key", "in redis");
-    assert.equal(await read(factory.storage("ns", server.url), "key"), "in redis");
-    assert.equal(await read(factory.storage("other", server.url), "key"), undefined);
     const connection = new Redis(server.url);
     try {
+      const storage = factory.storage("ns", server.url);
+      assert.ok(storage instanceof RedisStorage);
+      await put(storage, "key", "in redis");
+      assert.equal(await read(factory.storage("ns", server.url), "key"), "in redis");
+      assert.equal(await read(factory.storage("other", server.url), "key"), undefined);
       assert.equal(await read(new RedisStorage(connection, "ns"), "key"), "in redis");
     } finally {
+      // Connections first: the server must outlive them
+      await factory.dispose();
       await connection.quit();
+      await server.stop();
     }
   });
 });
@@ -167,19 +168,19 @@ describe("PluginStorageFactory", () => {
     assert.deepEqual(names(await storage.list()), ["key"]);
   });
 
-  test("a redis:// URL: namespaces are prefixed with the plugin's name", { skip: redisSkipReason }, async (t) => {
+  test("a redis:// URL: namespaces are prefixed with the plugin's name", { skip: redisSkipReason }, async () => {
     const server = await startRedisServer();
-    t.after(() => server.stop());
     const inner = new VariedStorageFactory();
-    t.after(() => inner.dispose());
-    const kv = new PluginStorageFactory(inner, "KVPlugin");
-    await put(kv.storage("NS", server.url), "key", "value");
     const connection = new Redis(server.url);
     try {
+      const kv = new PluginStorageFactory(inner, "KVPlugin");
+      await put(kv.storage("NS", server.url), "key", "value");
       assert.equal(await read(new RedisStorage(connection, "kv:NS"), "key"), "value");
       assert.equal(await read(new RedisStorage(connection, "NS"), "key"), undefined);
     } finally {
+      await inner.dispose();
       await connection.quit();
+      await server.stop();
     }
   });
 });
