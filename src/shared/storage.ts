@@ -132,6 +132,24 @@ export interface StorageFactory {
   dispose?(): Promise<void>;
 }
 
+/** A range of a stored value (a view of `stored.value`, not a copy) */
+export function storedRange<Meta>(
+  stored: StoredValueMeta<Meta>,
+  range: RangeOptions,
+  skipMetadata?: boolean
+): StoredValueMetaRange<Meta> {
+  const { offset, length } = parseRange(range, stored.value.byteLength);
+  const result: StoredValueMetaRange<Meta> = {
+    value: stored.value.subarray(offset, offset + length),
+    range: { offset, length },
+  };
+  if (!skipMetadata) {
+    result.expiration = stored.expiration;
+    if (stored.metadata !== undefined) result.metadata = stored.metadata;
+  }
+  return result;
+}
+
 /**
  * Resolves a byte range of a value of `size` bytes, throwing the errors
  * Miniflare 2 throws for impossible ranges

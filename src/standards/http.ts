@@ -78,10 +78,10 @@ const kCloned = Symbol("kCloned");
 /** url/redirected/urlList of a fetch response whose inner had to be rebuilt */
 const kResponseInfo = Symbol("kResponseInfo");
 export const kWaitUntil = Symbol("kWaitUntil");
-/** A well-formed string body not yet read: text() and json() can return it */
-// A Response made from a string keeps the string, and its undici response
-// has no body: making the body stream costs ~11µs on Node 20, more than the
-// rest of the response. The stream is only made when something needs it.
+// A Response made from a well-formed string keeps the string, and its undici
+// response has no body: making the body stream costs ~11µs on Node 20, more
+// than the rest of the response. text() and json() return the string; the
+// stream is only made (in a holder response) when something needs it.
 const kTextSource = Symbol("kTextSource");
 const kTextUsed = Symbol("kTextUsed");
 const kBodyHolder = Symbol("kBodyHolder");

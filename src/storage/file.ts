@@ -29,7 +29,7 @@ import {
   type StoredMeta,
   type StoredValueMeta,
   type StoredValueMetaRange,
-  parseRange,
+  storedRange,
 } from "../shared/storage.js";
 import { FileStorageError } from "./errors.js";
 import { compareKeys, decodeKey, encodeKey } from "./keys.js";
@@ -341,16 +341,8 @@ export class FileStorage extends Storage implements ListSource<unknown> {
   ): Promise<StoredValueMetaRange<Meta> | undefined> {
     const entry = await this.#readEntry(this.#path(key));
     if (entry === undefined) return undefined;
-    const { offset, length } = parseRange(range, entry.value.byteLength);
-    const result: StoredValueMetaRange<Meta> = {
-      value: entry.value.subarray(offset, offset + length),
-      range: { offset, length },
-    };
-    if (!skipMetadata) {
-      result.expiration = entry.header.expiration;
-      if (entry.header.metadata !== undefined) result.metadata = entry.header.metadata as Meta;
-    }
-    return result;
+    const { expiration, metadata } = entry.header;
+    return storedRange({ value: entry.value, expiration, metadata: metadata as Meta }, range, skipMetadata);
   }
 
   async put<Meta = unknown>(key: string, value: StoredValueMeta<Meta>): Promise<void> {

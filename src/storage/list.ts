@@ -88,35 +88,42 @@ export async function listKeys<Meta>(
   let more = false;
   let after = options.cursor ? decodeCursor(options.cursor) : undefined;
 
+  // One more than is still needed, to tell whether there is a next page
+  const wanted = (): number => Math.max(limit - keys.length - delimitedPrefixes.length + 1, 16);
+
   scan: for (;;) {
     const range = rangeOf(options, reverse, after);
-    // One more than is needed, to tell whether there is a next page
-    const wanted = limit - keys.length - delimitedPrefixes.length + 1;
-    const batch = await source.names(range, reverse, Math.max(wanted, 16));
+    const batch = await source.names(range, reverse, wanted());
     const names = excludePrefix === undefined
       ? batch.names
       : batch.names.filter((name) => !name.startsWith(excludePrefix));
-    const metas = await source.meta(names, skipMetadata);
-    for (let i = 0; i < names.length; i++) {
-      const meta = metas[i];
-      if (meta === undefined) continue; // expired or deleted meanwhile
-      const name = names[i];
-      // Keys under the last rolled-up prefix belong to it, even past the limit
-      if (lastPrefix !== undefined && name.startsWith(lastPrefix)) {
+    // Metadata is read only as far as the page goes (a backend may return
+    // every name in the range)
+    for (let start = 0; start < names.length; ) {
+      const chunk = names.slice(start, start + wanted());
+      start += chunk.length;
+      const metas = await source.meta(chunk, skipMetadata);
+      for (let i = 0; i < chunk.length; i++) {
+        const meta = metas[i];
+        if (meta === undefined) continue; // expired or deleted meanwhile
+        const name = chunk[i];
+        // Keys under the last rolled-up prefix belong to it, even past the limit
+        if (lastPrefix !== undefined && name.startsWith(lastPrefix)) {
+          lastName = name;
+          continue;
+        }
+        if (keys.length + delimitedPrefixes.length >= limit) {
+          more = true;
+          break scan;
+        }
         lastName = name;
-        continue;
-      }
-      if (keys.length + delimitedPrefixes.length >= limit) {
-        more = true;
-        break scan;
-      }
-      lastName = name;
-      const index = delimiter === undefined ? -1 : name.indexOf(delimiter, prefix.length);
-      if (index !== -1 && delimiter !== "") {
-        lastPrefix = name.substring(0, index + delimiter!.length);
-        delimitedPrefixes.push(lastPrefix);
-      } else {
-        keys.push(meta);
+        const index = delimiter === undefined ? -1 : name.indexOf(delimiter, prefix.length);
+        if (index !== -1 && delimiter !== "") {
+          lastPrefix = name.substring(0, index + delimiter!.length);
+          delimitedPrefixes.push(lastPrefix);
+        } else {
+          keys.push(meta);
+        }
       }
     }
     if (batch.complete) break;

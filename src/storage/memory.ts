@@ -8,7 +8,7 @@ import {
   type StoredMeta,
   type StoredValueMeta,
   type StoredValueMetaRange,
-  parseRange,
+  storedRange,
 } from "../shared/storage.js";
 import { compareKeys } from "./keys.js";
 import { type KeyRange, type ListSource, type NamesResult, listKeys } from "./list.js";
@@ -105,15 +105,10 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
   ): Promise<StoredValueMetaRange<Meta> | undefined> {
     const entry = this.#live(key);
     if (entry === undefined) return undefined;
-    const { offset, length } = parseRange(range, entry.value.byteLength);
-    const result: StoredValueMetaRange<Meta> = {
-      value: Uint8Array.prototype.slice.call(entry.value, offset, offset + length),
-      range: { offset, length },
-    };
-    if (!skipMetadata) {
-      result.expiration = entry.expiration;
-      if (entry.metadata !== undefined) result.metadata = JSON.parse(entry.metadata);
-    }
+    const { value, expiration, metadata } = entry;
+    const stored = { value, expiration, metadata: metadata === undefined ? undefined : JSON.parse(metadata) };
+    const result = storedRange<Meta>(stored, range, skipMetadata);
+    result.value = copy(result.value);
     return result;
   }
 

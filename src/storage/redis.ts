@@ -22,7 +22,7 @@ import {
   type StoredMeta,
   type StoredValueMeta,
   type StoredValueMetaRange,
-  parseRange,
+  storedRange,
 } from "../shared/storage.js";
 import { decodeKey, encodeKey } from "./keys.js";
 import { type KeyRange, type ListSource, type NamesResult, listKeys } from "./list.js";
@@ -160,17 +160,7 @@ export class RedisStorage extends Storage implements ListSource<unknown> {
     skipMetadata?: boolean
   ): Promise<StoredValueMetaRange<Meta> | undefined> {
     const stored = await this.get<Meta>(key, skipMetadata);
-    if (stored === undefined) return undefined;
-    const { offset, length } = parseRange(range, stored.value.byteLength);
-    const result: StoredValueMetaRange<Meta> = {
-      value: stored.value.subarray(offset, offset + length),
-      range: { offset, length },
-    };
-    if (!skipMetadata) {
-      result.expiration = stored.expiration;
-      if (stored.metadata !== undefined) result.metadata = stored.metadata;
-    }
-    return result;
+    return stored === undefined ? undefined : storedRange(stored, range, skipMetadata);
   }
 
   #queuePut(multi: ChainableCommander, key: string, { value, expiration, metadata }: StoredValueMeta): void {
