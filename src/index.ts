@@ -9,6 +9,17 @@ export { BindingsPlugin, Fetcher } from "./plugins/bindings/plugin.js";
 export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
 export { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
 export {
+  AlarmStore,
+  DurableObjectError,
+  DurableObjectId,
+  DurableObjectNamespace,
+  DurableObjectState,
+  DurableObjectStorage,
+  DurableObjectStub,
+  DurableObjectTransaction,
+  DurableObjectsPlugin,
+} from "./plugins/durable-objects/index.js";
+export {
   FileStorage,
   FileStorageError,
   MemoryStorage,

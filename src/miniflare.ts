@@ -6,6 +6,12 @@ import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
 import type { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
+import type {
+  DurableObjectId,
+  DurableObjectNamespace,
+  DurableObjectStorage,
+  DurableObjectsPlugin,
+} from "./plugins/durable-objects/index.js";
 import { PLUGINS, type Plugins } from "./plugins.js";
 
 export type MiniflareOptions = Options<Plugins> & {
@@ -64,6 +70,21 @@ export class Miniflare extends MiniflareCore {
   async getKVNamespace(namespace: string): Promise<KVNamespace> {
     const plugin = (await this.getPlugins()).KVPlugin as unknown as KVPlugin;
     return plugin.getNamespace(this.getPluginStorage("KVPlugin"), namespace);
+  }
+
+  /**
+   * The namespace of Durable Objects bound as `objectName`. Its stubs also
+   * have a non-standard `storage()` method returning the object's storage.
+   */
+  async getDurableObjectNamespace(objectName: string): Promise<DurableObjectNamespace> {
+    const plugin = (await this.getPlugins()).DurableObjectsPlugin as unknown as DurableObjectsPlugin;
+    return plugin.getNamespace(this.getPluginStorage("DurableObjectsPlugin"), objectName, true);
+  }
+
+  /** The storage of the object with `id`, without constructing the object */
+  async getDurableObjectStorage(id: DurableObjectId): Promise<DurableObjectStorage> {
+    const plugin = (await this.getPlugins()).DurableObjectsPlugin as unknown as DurableObjectsPlugin;
+    return plugin.getStorage(this.getPluginStorage("DurableObjectsPlugin"), id);
   }
 }
 

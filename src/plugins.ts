@@ -3,6 +3,7 @@ import { BuildPlugin } from "./plugins/build/plugin.js";
 import { CorePlugin } from "./plugins/core/plugin.js";
 import { HTTPPlugin } from "./http-server/plugin.js";
 import { KVPlugin } from "./plugins/kv/plugin.js";
+import { DurableObjectsPlugin } from "./plugins/durable-objects/plugin.js";
 
 // Order matters: plugins' globals and bindings are merged in this order, so
 // later ones win. CorePlugin is always first and BindingsPlugin always last
@@ -14,6 +15,7 @@ export const PLUGINS = {
   HTTPPlugin,
   BuildPlugin,
   KVPlugin,
+  DurableObjectsPlugin,
   BindingsPlugin,
 };
 

@@ -168,6 +168,15 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
         if (!(e.code === "ENOENT" && configOption === true)) throw e;
       }
     }
+    // Some options need modules (Durable Objects): on unless said otherwise
+    if (options.CorePlugin.modules === undefined) {
+      for (const [name, plugin] of this.#plugins) {
+        if (plugin.impliesModules?.(options[name])) {
+          options = { ...options, CorePlugin: { ...options.CorePlugin, modules: true } };
+          break;
+        }
+      }
+    }
     return { options, rootPath };
   }
 
@@ -289,6 +298,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     if (this.#wranglerConfigPath) watchPaths.add(this.#wranglerConfigPath);
     let script: ScriptBlueprint | undefined;
     let requiresModuleExports = false;
+    const additionalEntries: string[] = [];
     for (const [name] of this.#plugins) {
       const result = this.#setupResults.get(name);
       Object.assign(globals, result?.globals);
@@ -299,6 +309,9 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
         script = result.script;
       }
       if (result?.requiresModuleExports) requiresModuleExports = true;
+      for (const entry of result?.additionalEntries ?? []) {
+        if (!additionalEntries.includes(entry)) additionalEntries.push(entry);
+      }
       addAll(watchPaths, this.#beforeSetupWatch.get(name) ?? []);
       addAll(watchPaths, this.#setupWatch.get(name) ?? []);
     }
@@ -327,7 +340,8 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
           script!,
           modules ? processedModuleRules : undefined,
           additionalModules,
-          this.#compat
+          this.#compat,
+          modules ? additionalEntries : undefined
         );
       } catch (e) {
         globalScope[kDispose]();
@@ -347,6 +361,10 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
 
     // Workers by name, for service bindings (mounts will add theirs)
     const mounts = new Map<string, MiniflareCoreMount>();
+    // Module files run for their exports are found by path
+    for (const [filePath, exports] of result?.additionalExports ?? []) {
+      mounts.set(filePath, { moduleExports: exports });
+    }
     for (const [pluginName] of this.#plugins) {
       const instance = instances[pluginName];
       if (instance.reload) {

@@ -91,6 +91,30 @@ export class ModuleLinker implements ModuleHost {
     return entry.namespace!;
   }
 
+  /**
+   * Runs the ES module file at absolute `filePath` (if not already loaded
+   * by the entry's graph) and returns its namespace
+   */
+  async runFile(filePath: string): Promise<object> {
+    let record = this.#records.get(filePath);
+    if (record === undefined) {
+      const code = this.#read(filePath).toString("utf8");
+      const created: ModuleRecord[] = [];
+      record = new SourceTextRecord(filePath, code, this.#realm, this);
+      this.#records.set(filePath, record);
+      created.push(record);
+      try {
+        this.#loadRequests(record, created);
+        this.#link(created);
+      } catch (e) {
+        for (const failed of created) this.#records.delete(failed.id);
+        throw e;
+      }
+    }
+    await this.#evaluate(record);
+    return record.namespace!;
+  }
+
   /** `import()`: rejects (via the caller's async function) on any failure */
   async import(specifier: string, referrer: ModuleRecord): Promise<object> {
     const created: ModuleRecord[] = [];

@@ -34,7 +34,8 @@ export class VMScriptRunner implements ScriptRunner {
     blueprint: ScriptBlueprint,
     modulesRules?: ProcessedModuleRule[],
     additionalModules?: AdditionalModules,
-    compat?: Compatibility
+    compat?: Compatibility,
+    additionalEntries?: string[]
   ): Promise<ScriptRunnerResult> {
     let context = this.#context;
     if (context === undefined) {
@@ -62,7 +63,14 @@ export class VMScriptRunner implements ScriptRunner {
       compat
     );
     const exports = await linker.runEntry(blueprint);
+    let additionalExports: Map<string, Context> | undefined;
+    if (additionalEntries !== undefined && additionalEntries.length > 0) {
+      additionalExports = new Map();
+      for (const filePath of additionalEntries) {
+        additionalExports.set(filePath, await linker.runFile(filePath));
+      }
+    }
     bundleSize += linker.referencedPathsTotalSize;
-    return { exports, bundleSize, watch: [...linker.referencedPaths] };
+    return { exports, bundleSize, watch: [...linker.referencedPaths], additionalExports };
   }
 }

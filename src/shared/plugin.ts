@@ -76,6 +76,12 @@ export interface SetupResult extends BeforeSetupResult {
   bindings?: Context;
   script?: ScriptBlueprint;
   requiresModuleExports?: boolean;
+  /**
+   * Module files to run after the entry, in the same global scope, for
+   * their exports (e.g. Durable Object classes given by path). reload()
+   * finds each one's exports in its mounts map, keyed by the absolute path.
+   */
+  additionalEntries?: string[];
   additionalModules?: AdditionalModules;
 }
 
@@ -122,6 +128,8 @@ export abstract class Plugin<Options extends Context = Context> {
 export type PluginSignature = {
   new (ctx: PluginContext, options?: Context): Plugin<Context>;
   prototype: { opts?: OptionsMetadata };
+  /** Whether these options turn the `modules` option on (when it isn't given) */
+  impliesModules?(options?: Context): boolean;
 };
 export type PluginSignatures = { [pluginName: string]: PluginSignature };
 

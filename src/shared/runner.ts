@@ -43,6 +43,8 @@ export interface ScriptRunnerResult {
   bundleSize?: number;
   /** Absolute paths of every module file loaded from disk */
   watch?: string[];
+  /** Module namespace of each additional entry, by its absolute path */
+  additionalExports?: Map<string, Context>;
 }
 
 export interface ScriptRunner {
@@ -51,6 +53,8 @@ export interface ScriptRunner {
     blueprint: ScriptBlueprint,
     modulesRules?: ProcessedModuleRule[],
     additionalModules?: AdditionalModules,
-    compat?: Compatibility
+    compat?: Compatibility,
+    /** Module files to run after the entry (modules mode only) */
+    additionalEntries?: string[]
   ): Promise<ScriptRunnerResult>;
 }

@@ -6,12 +6,21 @@ import { Miniflare as SourceMiniflare } from "../../src/index.js";
 // The public named exports of the package entry ("miniflare"), sorted. Adding
 // or removing an export is a public API change: update this list knowingly.
 const EXPORTS = [
+  "AlarmStore",
   "BindingsPlugin",
   "BuildError",
   "BuildPlugin",
   "Compatibility",
   "CorePlugin",
   "DOMException",
+  "DurableObjectError",
+  "DurableObjectId",
+  "DurableObjectNamespace",
+  "DurableObjectState",
+  "DurableObjectStorage",
+  "DurableObjectStub",
+  "DurableObjectTransaction",
+  "DurableObjectsPlugin",
   "ExecutionContext",
   "FetchError",
   "FetchEvent",

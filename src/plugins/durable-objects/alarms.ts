@@ -1,0 +1,134 @@
+// Schedules Durable Object alarms. Every alarm is kept in one storage
+// namespace, keyed "<binding>:<hex id>" with its time in the metadata, so
+// alarms survive restarts with persistence. Timers are only set for alarms
+// due soon; a scan every 30 seconds picks up the rest.
+import type { Log } from "../../shared/log.js";
+import type { Storage } from "../../shared/storage.js";
+import type { AlarmBridge } from "./storage.js";
+
+export const ALARM_STORE_NAMESPACE = "__MINIFLARE_ALARMS__";
+const SCAN_INTERVAL = 30_000; /* 30s */
+// An alarm set this close is scheduled straight away (the scan may be 30s off)
+const SCHEDULE_WITHIN = SCAN_INTERVAL + 1_000;
+const EMPTY = new Uint8Array(0);
+
+/** Runs the alarm of the object with key "<binding>:<hex id>" */
+export type AlarmCallback = (objectKey: string) => Promise<void>;
+
+interface ScheduledAlarm {
+  scheduledTime: number;
+  timeout?: NodeJS.Timeout;
+}
+
+export class AlarmStore {
+  readonly #log: Log;
+  #store?: Storage;
+  #callback?: AlarmCallback;
+  readonly #alarms = new Map<string, ScheduledAlarm>();
+  #scan?: NodeJS.Timeout;
+  #disposed = false;
+
+  constructor(log: Log) {
+    this.#log = log;
+  }
+
+  /** Loads the persisted alarms (none are run until start()) */
+  async setup(store: Storage): Promise<void> {
+    this.#store = store;
+    const { keys } = await store.list<{ scheduledTime?: unknown }>();
+    for (const { name, metadata } of keys) {
+      const time = metadata?.scheduledTime;
+      // A malformed entry fires straight away rather than never
+      this.#alarms.set(name, { scheduledTime: typeof time === "number" ? time : 0 });
+    }
+  }
+
+  /** Starts firing alarms: any that fell due while stopped fire now */
+  start(callback: AlarmCallback): void {
+    this.#callback = callback;
+    if (this.#scan === undefined) this.#scanAlarms();
+  }
+
+  #scanAlarms = (): void => {
+    const now = Date.now();
+    for (const [objectKey, alarm] of this.#alarms) {
+      if (alarm.timeout === undefined && alarm.scheduledTime < now + SCAN_INTERVAL) {
+        this.#schedule(now, objectKey, alarm);
+      }
+    }
+    this.#scan = setTimeout(this.#scanAlarms, SCAN_INTERVAL);
+    this.#scan.unref();
+  };
+
+  #schedule(now: number, objectKey: string, alarm: ScheduledAlarm): void {
+    if (this.#callback === undefined) return; // start() schedules it
+    clearTimeout(alarm.timeout);
+    alarm.timeout = setTimeout(() => {
+      alarm.timeout = undefined;
+      void this.#fire(objectKey, alarm);
+    }, Math.max(alarm.scheduledTime - now, 0));
+    alarm.timeout.unref();
+  }
+
+  async #fire(objectKey: string, alarm: ScheduledAlarm): Promise<void> {
+    if (this.#disposed || this.#alarms.get(objectKey) !== alarm) return;
+    try {
+      await this.#callback?.(objectKey);
+    } catch (e: any) {
+      // An alarm must never take the process down
+      this.#log.error(e);
+    }
+  }
+
+  bridge(objectKey: string): AlarmBridge {
+    return {
+      setAlarm: (scheduledTime) => this.setAlarm(objectKey, scheduledTime),
+      deleteAlarm: () => this.deleteAlarm(objectKey),
+    };
+  }
+
+  async setAlarm(objectKey: string, scheduledTime: number): Promise<void> {
+    const previous = this.#alarms.get(objectKey);
+    if (previous) clearTimeout(previous.timeout);
+    const alarm: ScheduledAlarm = { scheduledTime };
+    this.#alarms.set(objectKey, alarm);
+    const now = Date.now();
+    if (scheduledTime < now + SCHEDULE_WITHIN) this.#schedule(now, objectKey, alarm);
+    await this.#store?.put(objectKey, { value: EMPTY, metadata: { scheduledTime } });
+  }
+
+  async deleteAlarm(objectKey: string): Promise<void> {
+    const alarm = this.#alarms.get(objectKey);
+    if (alarm === undefined) return;
+    clearTimeout(alarm.timeout);
+    this.#alarms.delete(objectKey);
+    await this.#store?.delete(objectKey);
+  }
+
+  /** The scheduled time of each object's alarm, by object key */
+  get scheduled(): Map<string, number> {
+    const result = new Map<string, number>();
+    for (const [key, { scheduledTime }] of this.#alarms) result.set(key, scheduledTime);
+    return result;
+  }
+
+  /** Runs alarms now, whenever they are due: all of them, or those of `objectKeys` */
+  async flushAlarms(objectKeys?: string[]): Promise<void> {
+    const keys = objectKeys ?? [...this.#alarms.keys()];
+    for (const key of keys) {
+      const alarm = this.#alarms.get(key);
+      if (alarm === undefined) continue;
+      clearTimeout(alarm.timeout);
+      alarm.timeout = undefined;
+      await this.#callback?.(key);
+    }
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    clearTimeout(this.#scan);
+    this.#scan = undefined;
+    for (const alarm of this.#alarms.values()) clearTimeout(alarm.timeout);
+    this.#alarms.clear();
+  }
+}

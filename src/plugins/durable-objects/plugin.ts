@@ -1,0 +1,385 @@
+import path from "node:path";
+import { RequestContext, usageModelExternalSubrequestLimit } from "../../shared/context.js";
+import { resolveStoragePersist } from "../../shared/data.js";
+import {
+  type MiniflareCoreMount,
+  Option,
+  OptionType,
+  Plugin,
+  type PluginContext,
+  type SetupResult,
+} from "../../shared/plugin.js";
+import type { Context } from "../../shared/runner.js";
+import type { StorageFactory } from "../../shared/storage.js";
+import { FileStorage } from "../../storage/file.js";
+import { ALARM_STORE_NAMESPACE, AlarmStore } from "./alarms.js";
+import { DurableObjectError } from "./errors.js";
+import {
+  DurableObjectId,
+  type DurableObjectInstance,
+  DurableObjectNamespace,
+  DurableObjectState,
+  kAlarm,
+  kInstance,
+  kObjectName,
+  kOnReset,
+  kResetObject,
+} from "./namespace.js";
+import { DurableObjectStorage, kAlarmExists } from "./storage.js";
+
+export type DurableObjectsObjectOptions =
+  | string
+  | {
+      className: string;
+      /** A mounted worker exporting the class */
+      scriptName?: string;
+      /** A module file exporting the class (Miniflare 1's form) */
+      scriptPath?: string;
+    };
+
+export interface DurableObjectsOptions {
+  durableObjects?: Record<string, DurableObjectsObjectOptions>;
+  durableObjectsPersist?: boolean | string;
+  durableObjectsAlarms?: boolean;
+}
+
+interface ProcessedDurableObject {
+  name: string;
+  className: string;
+  scriptName?: string;
+  /** Absolute path of a module file exporting the class */
+  scriptPath?: string;
+}
+
+/** Default folder for `durableObjectsPersist: true`, relative to the working directory */
+export const DEFAULT_PERSIST_PATH = path.join(".mf", "do");
+
+// Objects and their storage are kept in the context's shared cache, so there
+// is one of each per id across the whole instance (mounts included), and
+// they are dropped at every reload
+const STORAGE_PREFIX = "durable-objects:storage:";
+const STATE_PREFIX = "durable-objects:state:";
+// Production retries a failing alarm up to 6 times, from 2 seconds on, doubling
+const ALARM_RETRIES = 6;
+const ALARM_RETRY_BASE = 2_000;
+
+function objectKey(id: DurableObjectId): string {
+  return `${id[kObjectName]}:${id.toString()}`;
+}
+
+function idFromObjectKey(key: string): DurableObjectId {
+  const colon = key.lastIndexOf(":");
+  return new DurableObjectId(key.substring(0, colon), key.substring(colon + 1));
+}
+
+/** Whether a wrangler `script_name` is a module path rather than a mount's name */
+function isScriptPath(scriptName: string): boolean {
+  return /[\\/]/.test(scriptName) || /\.[cm]?js$/.test(scriptName);
+}
+
+/** `--do NAME=CLASS[@MOUNT]`: the last "@" separates the mount */
+function fromEntries(entries: [string, string][]): Record<string, DurableObjectsObjectOptions> {
+  const objects: Record<string, DurableObjectsObjectOptions> = {};
+  for (const [name, value] of entries) {
+    const at = value.lastIndexOf("@");
+    objects[name] =
+      at === -1
+        ? value
+        : { className: value.substring(0, at), scriptName: value.substring(at + 1) };
+  }
+  return objects;
+}
+
+export class DurableObjectsPlugin
+  extends Plugin<DurableObjectsOptions>
+  implements DurableObjectsOptions
+{
+  @Option({
+    type: OptionType.OBJECT,
+    typeFormat: "NAME=CLASS[@MOUNT]",
+    name: "do",
+    alias: "o",
+    description: "Durable Object to bind",
+    logName: "Durable Objects",
+    fromEntries,
+    fromWrangler: ({ durable_objects }, configDir) => {
+      const bindings = durable_objects?.bindings;
+      if (bindings === undefined) return undefined;
+      const objects: Record<string, DurableObjectsObjectOptions> = {};
+      for (const { name, class_name, script_name } of bindings) {
+        objects[name] =
+          script_name !== undefined && isScriptPath(script_name)
+            ? { className: class_name, scriptPath: path.resolve(configDir, script_name) }
+            : { className: class_name, scriptName: script_name };
+      }
+      return objects;
+    },
+  })
+  durableObjects?: Record<string, DurableObjectsObjectOptions>;
+
+  @Option({
+    type: OptionType.BOOLEAN_STRING,
+    name: "do-persist",
+    description: "Persist Durable Object data (to optional path)",
+    logName: "Durable Objects Persistence",
+    fromWrangler: ({ miniflare }) => miniflare?.durable_objects_persist,
+  })
+  durableObjectsPersist?: boolean | string;
+
+  @Option({
+    type: OptionType.BOOLEAN,
+    name: "do-alarms",
+    description: "Enable Durable Object alarms (enabled by default)",
+    negatable: true,
+    logName: "Durable Object Alarms",
+    fromWrangler: ({ miniflare }) => miniflare?.durable_objects_alarms,
+  })
+  durableObjectsAlarms?: boolean;
+
+  readonly #persist?: boolean | string;
+  readonly #objects: ProcessedDurableObject[];
+  readonly #alarmStore?: AlarmStore;
+  readonly #alarmRetries = new Map<string, number>();
+  #storageFactory?: StorageFactory;
+  #constructors = new Map<string, new (state: DurableObjectState, env: Context) => DurableObjectInstance>();
+  #bindings: Context = {};
+  /** Resolves once reload() has found the classes */
+  #loaded?: Promise<void>;
+  #resolveLoaded?: () => void;
+  #loadError?: unknown;
+
+  constructor(ctx: PluginContext, options?: DurableObjectsOptions) {
+    super(ctx);
+    this.assignOptions(options);
+    this.#persist =
+      this.durableObjectsPersist === true
+        ? path.resolve(DEFAULT_PERSIST_PATH)
+        : resolveStoragePersist(ctx.rootPath, this.durableObjectsPersist);
+    this.#objects = Object.entries(this.durableObjects ?? {}).map(([name, options]) => {
+      if (typeof options === "string") return { name, className: options };
+      const { className, scriptName, scriptPath } = options;
+      return {
+        name,
+        className,
+        scriptName,
+        scriptPath: scriptPath === undefined ? undefined : path.resolve(ctx.rootPath, scriptPath),
+      };
+    });
+    if (this.durableObjectsAlarms !== false) this.#alarmStore = new AlarmStore(ctx.log);
+  }
+
+  /** Declaring a Durable Object runs the script as modules */
+  static impliesModules(options?: DurableObjectsOptions): boolean {
+    return Object.keys(options?.durableObjects ?? {}).length > 0;
+  }
+
+  /** The storage of the object with `id` (one per id, shared with the object) */
+  getStorage(storage: StorageFactory, id: DurableObjectId): DurableObjectStorage {
+    const key = objectKey(id);
+    const cacheKey = STORAGE_PREFIX + key;
+    const cache = this.ctx.sharedCache;
+    let objectStorage = cache.get(cacheKey) as DurableObjectStorage | undefined;
+    if (objectStorage !== undefined) return objectStorage;
+    const inner = storage.storage(key, this.#persist);
+    objectStorage = new DurableObjectStorage(inner, {
+      alarms: this.#alarmStore?.bridge(key),
+      journal: inner instanceof FileStorage,
+      onWriteFailure: () => {
+        // The object's memory may reflect writes that never landed: reset it
+        const state = cache.get(STATE_PREFIX + key) as DurableObjectState | undefined;
+        state?.[kResetObject]();
+        if (cache.get(cacheKey) === objectStorage) cache.delete(cacheKey);
+      },
+    });
+    cache.set(cacheKey, objectStorage);
+    return objectStorage;
+  }
+
+  /** The object with `id`, constructed on first use */
+  async getObject(storage: StorageFactory, id: DurableObjectId): Promise<DurableObjectState> {
+    if (this.#loaded === undefined) {
+      throw new TypeError("beforeReload() must be called before getObject()");
+    }
+    await this.#loaded;
+    const key = objectKey(id);
+    const cacheKey = STATE_PREFIX + key;
+    const cache = this.ctx.sharedCache;
+    let state = cache.get(cacheKey) as DurableObjectState | undefined;
+    if (state !== undefined) return state;
+
+    const objectName = id[kObjectName];
+    const constructor = this.#constructors.get(objectName);
+    if (constructor === undefined) {
+      throw new TypeError(`No Durable Object bound as "${objectName}"`);
+    }
+    // The object's own id has no name
+    const objectStorage = this.getStorage(storage, id);
+    state = new DurableObjectState(new DurableObjectId(objectName, id.toString()), objectStorage);
+    const created = state;
+    state[kOnReset] = () => {
+      if (cache.get(cacheKey) === created) cache.delete(cacheKey);
+    };
+    cache.set(cacheKey, state);
+    try {
+      const instance = new constructor(state, this.#bindings);
+      state[kInstance] = instance;
+      objectStorage[kAlarmExists] = typeof instance?.alarm === "function";
+    } catch (e) {
+      // Constructing again on the next request may succeed
+      cache.delete(cacheKey);
+      throw e;
+    }
+    return state;
+  }
+
+  async getInstance(storage: StorageFactory, id: DurableObjectId): Promise<DurableObjectInstance> {
+    return (await this.getObject(storage, id))[kInstance]!;
+  }
+
+  /**
+   * A namespace of objects bound as `objectName`. With `hostStubs`, its
+   * stubs have the non-standard `storage()` method.
+   */
+  getNamespace(storage: StorageFactory, objectName: string, hostStubs = false): DurableObjectNamespace {
+    return new DurableObjectNamespace(
+      objectName,
+      (id) => this.getObject(storage, id),
+      this.ctx,
+      hostStubs ? async (id) => this.getStorage(storage, id) : undefined
+    );
+  }
+
+  /** Ids of the objects of `objectName` constructed since the last reload */
+  getObjects(_storage: StorageFactory, objectName: string): DurableObjectId[] {
+    const ids: DurableObjectId[] = [];
+    for (const cacheKey of this.ctx.sharedCache.keys()) {
+      if (!cacheKey.startsWith(STATE_PREFIX)) continue;
+      const id = idFromObjectKey(cacheKey.substring(STATE_PREFIX.length));
+      if (id[kObjectName] === objectName) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** Runs scheduled alarms now: all of them, or only those of `ids` */
+  async flushAlarms(_storage: StorageFactory, ids?: DurableObjectId[]): Promise<void> {
+    await this.#alarmStore?.flushAlarms(ids?.map(objectKey));
+  }
+
+  async setup(storageFactory: StorageFactory): Promise<SetupResult> {
+    this.#storageFactory = storageFactory;
+    const bindings: Context = {};
+    for (const { name } of this.#objects) {
+      bindings[name] = this.getNamespace(storageFactory, name);
+    }
+    if (this.#alarmStore) {
+      await this.#alarmStore.setup(storageFactory.storage(ALARM_STORE_NAMESPACE, this.#persist));
+    }
+    const additionalEntries: string[] = [];
+    for (const { scriptPath } of this.#objects) {
+      if (scriptPath !== undefined && !additionalEntries.includes(scriptPath)) {
+        additionalEntries.push(scriptPath);
+      }
+    }
+    return {
+      bindings,
+      requiresModuleExports: this.#objects.length > 0,
+      additionalEntries,
+    };
+  }
+
+  beforeReload(): void {
+    // Objects asked for during the reload wait for the new classes
+    if (this.#resolveLoaded === undefined) {
+      this.#loaded = new Promise((resolve) => (this.#resolveLoaded = resolve));
+    }
+  }
+
+  reload(bindings: Context, moduleExports: Context, mounts: Map<string, MiniflareCoreMount>): void {
+    try {
+      this.#constructors = this.#findClasses(moduleExports, mounts);
+      this.#bindings = bindings;
+    } finally {
+      // On failure the previous worker keeps serving, with its classes
+      this.#resolveLoaded?.();
+      this.#resolveLoaded = undefined;
+    }
+    if (this.#alarmStore && this.#storageFactory) {
+      const storageFactory = this.#storageFactory;
+      this.#alarmStore.start((key) => this.#runAlarm(storageFactory, key));
+    }
+  }
+
+  #findClasses(moduleExports: Context, mounts: Map<string, MiniflareCoreMount>): Map<string, any> {
+    const constructors = new Map<string, any>();
+    for (const { name, className, scriptName, scriptPath } of this.#objects) {
+      let exports: Context | undefined;
+      let script: string | undefined;
+      if (scriptPath !== undefined) {
+        exports = mounts.get(scriptPath)?.moduleExports;
+        script = path.relative("", scriptPath);
+      } else if (scriptName !== undefined) {
+        exports = mounts.get(scriptName)?.moduleExports;
+        script = scriptName;
+        if (exports === undefined) {
+          throw new DurableObjectError(
+            "ERR_SCRIPT_NOT_FOUND",
+            `Script "${scriptName}" for Durable Object "${name}" not found.\nMake sure "${scriptName}" is mounted so Miniflare knows where to find it.`
+          );
+        }
+      } else {
+        exports = moduleExports;
+      }
+      const constructor = exports?.[className];
+      if (typeof constructor !== "function") {
+        const inScript = script === undefined ? "" : ` in script "${script}"`;
+        throw new DurableObjectError(
+          "ERR_CLASS_NOT_FOUND",
+          `Class "${className}"${inScript} for Durable Object "${name}" not found`
+        );
+      }
+      constructors.set(name, constructor);
+    }
+    return constructors;
+  }
+
+  async #runAlarm(storage: StorageFactory, key: string): Promise<void> {
+    const id = idFromObjectKey(key);
+    if (!this.#objects.some(({ name }) => name === id[kObjectName])) {
+      this.ctx.log.warn(`Skipping alarm of unbound Durable Object "${id[kObjectName]}"`);
+      await this.#alarmStore?.deleteAlarm(key);
+      return;
+    }
+    const state = await this.getObject(storage, id);
+    const context = new RequestContext({
+      requestDepth: 1,
+      pipelineDepth: 1,
+      durableObject: true,
+      externalSubrequestLimit: usageModelExternalSubrequestLimit(this.ctx.usageModel),
+    });
+    try {
+      await context.runWith(() => state[kAlarm]());
+      this.#alarmRetries.delete(key);
+    } catch (e: any) {
+      if (e instanceof DurableObjectError && e.code === "ERR_NO_HANDLER") throw e;
+      // At least once: retry with back-off, unless the handler set a new alarm
+      const retries = this.#alarmRetries.get(key) ?? 0;
+      if (retries < ALARM_RETRIES && (await state.storage.getAlarm()) === null) {
+        this.#alarmRetries.set(key, retries + 1);
+        const delay = ALARM_RETRY_BASE * 2 ** retries;
+        await state.storage.setAlarm(Date.now() + delay);
+        this.ctx.log.warn(
+          `Alarm of Durable Object "${key}" threw, retrying in ${delay / 1000}s (retry ${retries + 1} of ${ALARM_RETRIES})`
+        );
+      } else {
+        this.#alarmRetries.delete(key);
+      }
+      throw e;
+    }
+  }
+
+  dispose(): void {
+    this.#alarmStore?.dispose();
+    // Anyone waiting for classes would wait forever otherwise
+    this.#resolveLoaded?.();
+  }
+}
