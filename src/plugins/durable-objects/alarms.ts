@@ -75,8 +75,11 @@ export class AlarmStore {
     try {
       await this.#callback?.(objectKey);
     } catch (e: any) {
-      // An alarm must never take the process down
-      this.#log.error(e);
+      // An alarm must never take the process down (NoOpLog rethrows what
+      // it's given to log)
+      try {
+        this.#log.error(e);
+      } catch {}
     }
   }
 

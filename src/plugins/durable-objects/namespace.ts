@@ -71,8 +71,6 @@ export const kOnReset = Symbol("kOnReset");
 /** Throws the object away: the next request constructs a new one */
 export const kResetObject = Symbol("kResetObject");
 
-/** Thrown to a request that waited on an object which was then reset */
-export class ObjectResetError extends Error {}
 
 export interface DurableObjectInstance {
   fetch?(request: Request): Response | Promise<Response>;
@@ -84,7 +82,8 @@ export class DurableObjectState {
   readonly storage: DurableObjectStorage;
   readonly #inputGate = new InputGate();
   [kInstance]?: DurableObjectInstance;
-  [kReset] = false;
+  /** Set once the object is reset: why */
+  [kReset]?: { cause: unknown };
   [kOnReset]?: () => void;
 
   constructor(id: DurableObjectId, storage: DurableObjectStorage) {
@@ -103,13 +102,13 @@ export class DurableObjectState {
    */
   blockConcurrencyWhile<T>(closure: () => Promise<T> | T): Promise<T> {
     const result = this.#inputGate.runWithClosed(async () => closure());
-    result.catch(() => this[kResetObject]());
+    result.catch((error) => this[kResetObject](error));
     return result;
   }
 
-  [kResetObject](): void {
+  [kResetObject](cause: unknown): void {
     if (this[kReset]) return;
-    this[kReset] = true;
+    this[kReset] = { cause };
     this[kOnReset]?.();
   }
 
@@ -117,7 +116,10 @@ export class DurableObjectState {
     const outputGate = new OutputGate();
     return outputGate.runWith(() =>
       this.#inputGate.runWith(() => {
-        if (this[kReset]) throw new ObjectResetError("Durable Object was reset");
+        // Requests that waited on an object which was then reset fail with
+        // the reason; later ones reach a freshly constructed object
+        const reset = this[kReset];
+        if (reset) throw reset.cause;
         return closure();
       })
     );
@@ -195,19 +197,8 @@ export class DurableObjectStub {
       externalSubrequestLimit: usageModelExternalSubrequestLimit(ctx?.usageModel),
     });
     const gated = withInputGating(withImmutableHeaders(request));
-    let response: unknown;
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.#factory(this.id);
-      try {
-        response = await context.runWith(() => state[kFetch](gated));
-        break;
-      } catch (e) {
-        // The object was reset while this request waited for it: deliver
-        // the request to its replacement instead
-        if (e instanceof ObjectResetError && attempt < 8) continue;
-        throw e;
-      }
-    }
+    const state = await this.#factory(this.id);
+    const response: unknown = await context.runWith(() => state[kFetch](gated));
     parent?.advanceCurrentTime();
     if (!(response instanceof Response || response instanceof base().Response)) {
       throw new DurableObjectError(

@@ -184,10 +184,10 @@ export class DurableObjectsPlugin
     objectStorage = new DurableObjectStorage(inner, {
       alarms: this.#alarmStore?.bridge(key),
       journal: inner instanceof FileStorage,
-      onWriteFailure: () => {
+      onWriteFailure: (error) => {
         // The object's memory may reflect writes that never landed: reset it
         const state = cache.get(STATE_PREFIX + key) as DurableObjectState | undefined;
-        state?.[kResetObject]();
+        state?.[kResetObject](error);
         if (cache.get(cacheKey) === objectStorage) cache.delete(cacheKey);
       },
     });
