@@ -20,15 +20,17 @@ function requestContextNow(): number {
  */
 export function createDate(actualTime = false): DateConstructor {
   if (actualTime) return Date;
-  return new Proxy(Date, {
+  const proxy: DateConstructor = new Proxy(Date, {
     construct(target, args, newTarget) {
       // Only `new Date()` with no arguments reads the current time
       const dateArgs = args.length === 0 ? [requestContextNow()] : args;
-      return Reflect.construct(target, dateArgs, newTarget);
+      // The real class as new.target keeps construction on V8's fast path
+      return Reflect.construct(target, dateArgs, newTarget === proxy ? target : newTarget);
     },
     get(target, key, receiver) {
       if (key === "now") return requestContextNow;
       return Reflect.get(target, key, receiver);
     },
   });
+  return proxy;
 }

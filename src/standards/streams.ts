@@ -471,14 +471,16 @@ export function proxyDisableStreamConstructor<T extends abstract new (...args: a
 export function createTransformStreamStandIn(log: {
   warn(message: string): void;
 }): typeof IdentityTransformStream {
-  return new Proxy(IdentityTransformStream, {
+  const proxy: typeof IdentityTransformStream = new Proxy(IdentityTransformStream, {
     construct(target, args, newTarget) {
       if (args.length > 0) {
         log.warn(
           "To use the new TransformStream() constructor with a custom transformer, enable the transformstream_enable_standard_constructor feature flag."
         );
       }
-      return Reflect.construct(target, args, newTarget);
+      // The real class as new.target keeps construction on V8's fast path
+      return Reflect.construct(target, args, newTarget === proxy ? target : newTarget);
     },
   });
+  return proxy;
 }

@@ -25,6 +25,7 @@ import type { DurableObjectStorage } from "./storage.js";
 
 const HEX_ID_REGEXP = /^[A-Fa-f0-9]{64}$/;
 const JURISDICTIONS = ["eu", "fedramp"];
+const MAX_CACHED_NAMED_IDS = 1024;
 
 function hexEncode(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
@@ -237,6 +238,8 @@ export class DurableObjectNamespace {
   readonly #objectNameHash: Uint8Array;
   readonly #objectNameHashHex: string;
   readonly #getStorage?: (id: DurableObjectId) => Promise<DurableObjectStorage>;
+  /** name → hex id, for names seen recently */
+  readonly #namedIds = new Map<string, string>();
 
   constructor(
     objectName: string,
@@ -275,11 +278,19 @@ export class DurableObjectNamespace {
   }
 
   idFromName(name: string): DurableObjectId {
-    const id = createHash("sha256").update(this.#objectName).update(String(name)).digest();
-    // Named ids have the top bit set, so never equal a unique id
-    id[0] |= 0b1000_0000;
-    id.set(this.#objectNameHash, 24);
-    return new DurableObjectId(this.#objectName, hexEncode(id), String(name));
+    name = String(name);
+    let hexId = this.#namedIds.get(name);
+    if (hexId === undefined) {
+      const id = createHash("sha256").update(this.#objectName).update(name).digest();
+      // Named ids have the top bit set, so never equal a unique id
+      id[0] |= 0b1000_0000;
+      id.set(this.#objectNameHash, 24);
+      hexId = hexEncode(id);
+      // Workers tend to ask for the same few names over and over
+      if (this.#namedIds.size >= MAX_CACHED_NAMED_IDS) this.#namedIds.clear();
+      this.#namedIds.set(name, hexId);
+    }
+    return new DurableObjectId(this.#objectName, hexId, name);
   }
 
   idFromString(hexId: string): DurableObjectId {
