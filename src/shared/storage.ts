@@ -124,6 +124,12 @@ export abstract class Storage {
   }
 
   /** Closes whatever the storage holds open (connections, handles) */
+  /**
+   * Writes `puts` and deletes `deletes` atomically, if the backend can
+   * (Durable Object storage journals batches on backends that can't)
+   */
+  applyBatch?(puts: [key: string, value: StoredValueMeta][], deletes: string[]): Promise<void>;
+
   dispose?(): Promise<void>;
 }
 

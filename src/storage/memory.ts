@@ -136,6 +136,21 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
     }
   }
 
+  async applyBatch(puts: [key: string, value: StoredValueMeta][], deletes: string[]): Promise<void> {
+    // Synchronous, so nothing sees half of it
+    const entries = puts.map(([key, { value, expiration, metadata }]) => {
+      const json = metadata === undefined ? undefined : JSON.stringify(metadata);
+      return [key, { value: copy(value), expiration, metadata: json }] as const;
+    });
+    for (const [key, entry] of entries) {
+      if (!this.#map.has(key)) sortedKeys.delete(this.#map);
+      this.#map.set(key, entry);
+    }
+    for (const key of deletes) {
+      if (this.#map.delete(key)) sortedKeys.delete(this.#map);
+    }
+  }
+
   async delete(key: string): Promise<boolean> {
     const existed = this.#live(key) !== undefined;
     if (this.#map.delete(key)) sortedKeys.delete(this.#map);

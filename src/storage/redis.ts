@@ -191,6 +191,17 @@ export class RedisStorage extends Storage implements ListSource<unknown> {
     check(await multi.exec());
   }
 
+  /** One MULTI: all or nothing */
+  async applyBatch(puts: [key: string, value: StoredValueMeta][], deletes: string[]): Promise<void> {
+    const multi = this.#redis.multi() as MiniflareChain;
+    for (const [key, value] of puts) this.#queuePut(multi, key, value);
+    for (const key of deletes) {
+      const member = encodeKey(key);
+      multi.mfDelete(this.#entryKey(member), this.#index, member);
+    }
+    check(await multi.exec());
+  }
+
   async delete(key: string): Promise<boolean> {
     const member = encodeKey(key);
     const expiration = await this.#redis.mfDelete(this.#entryKey(member), this.#index, member);

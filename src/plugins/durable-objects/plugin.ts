@@ -11,7 +11,6 @@ import {
 } from "../../shared/plugin.js";
 import type { Context } from "../../shared/runner.js";
 import type { StorageFactory } from "../../shared/storage.js";
-import { FileStorage } from "../../storage/file.js";
 import { ALARM_STORE_NAMESPACE, AlarmStore } from "./alarms.js";
 import { DurableObjectError } from "./errors.js";
 import {
@@ -183,7 +182,8 @@ export class DurableObjectsPlugin
     const inner = storage.storage(key, this.#persist);
     objectStorage = new DurableObjectStorage(inner, {
       alarms: this.#alarmStore?.bridge(key),
-      journal: inner instanceof FileStorage,
+      // Files can't write several keys atomically: journal those batches
+      journal: inner.applyBatch === undefined,
       onWriteFailure: (error) => {
         // The object's memory may reflect writes that never landed: reset it
         const state = cache.get(STATE_PREFIX + key) as DurableObjectState | undefined;

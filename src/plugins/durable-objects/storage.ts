@@ -1,8 +1,9 @@
 // A Durable Object's transactional storage: values are V8-serialised
 // (structured clone), writes made without an intervening await are flushed
-// to the backend together as one batch, reads see unflushed writes, every
-// operation closes the object's input gate and every write holds its output
-// gate until confirmed. Transactions use optimistic concurrency control.
+// to the backend together as one batch, reads see unflushed writes in
+// program order, every operation closes the object's input gate and every
+// write holds its output gate until confirmed. Transactions use optimistic
+// concurrency control.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { deserialize, serialize } from "node:v8";
 import type { Storage, StoredValueMeta } from "../../shared/storage.js";
@@ -15,10 +16,13 @@ import {
 import { compareKeys } from "../../storage/keys.js";
 import { DurableObjectError } from "./errors.js";
 import {
+  type Layer,
   type Overlay,
-  overlayGetMany,
-  overlayListNames,
-  overlayLookup,
+  type RangeOptions,
+  inKeyRange,
+  layerLookup,
+  snapshotKeys,
+  snapshotRange,
 } from "./shadow.js";
 
 const MAX_KEYS = 128;
@@ -63,8 +67,9 @@ export interface AlarmBridge {
 export interface DurableObjectStorageOptions {
   alarms?: AlarmBridge;
   /**
-   * Whether `putMany`/`deleteMany` on the backend may half-apply when the
-   * process dies (files): multi-key batches then go through a journal
+   * Whether the backend may half-apply a batch when the process dies or a
+   * write fails (files): batches of several keys then go through a journal
+   * holding the old values, so a batch is undone if it didn't finish
    */
   journal?: boolean;
   /** Called when a write fails: the object's in-memory state is suspect */
@@ -181,9 +186,11 @@ function alarmOf(stored: StoredValueMeta | null | undefined): number | null {
 }
 
 /** One flush to the backend: the writes of one tick (or one transaction) */
-interface Batch {
+interface Batch extends Layer {
   readonly overlay: Overlay;
-  /** Deleted keys whose prior existence is only known to the backend */
+  /** Set by deleteAll(): keys older than the batch's own writes are deleted */
+  cleared: boolean;
+  /** Deleted keys whose prior existence only the backend knows */
   readonly lookups: Set<string>;
   /** Of `lookups`, the keys the backend had (once flushed) */
   existed?: Set<string>;
@@ -201,18 +208,39 @@ function newBatch(): Batch {
   });
   // Writers await it; an unawaited failed write mustn't crash the process
   done.catch(() => {});
-  return { overlay: new Map(), lookups: new Set(), done, resolve, reject };
+  return { overlay: new Map(), cleared: false, lookups: new Set(), done, resolve, reject };
 }
 
-const kInner = Symbol("kInner");
+/** A write set standing for every key (deleteAll()) */
+const ALL_KEYS = Symbol("ALL_KEYS");
+type WriteSet = Set<string> | typeof ALL_KEYS;
+
+/** What a transaction read: keys, and ranges it listed */
+export interface ReadSet {
+  keys: Set<string>;
+  ranges: RangeOptions[];
+}
+
+function readSetIntersects(readSet: ReadSet, writeSet: WriteSet): boolean {
+  if (writeSet === ALL_KEYS) return readSet.keys.size > 0 || readSet.ranges.length > 0;
+  for (const key of writeSet) {
+    if (readSet.keys.has(key)) return true;
+    for (const range of readSet.ranges) if (inKeyRange(key, range)) return true;
+  }
+  return false;
+}
+
+interface Journal {
+  /** Each key the batch writes, with its value before (null: absent) */
+  undo: [key: string, value: Uint8Array | null, metadata: unknown][];
+}
+
+const kLayers = Symbol("kLayers");
 const kCommitted = Symbol("kCommitted");
-const kGetMany = Symbol("kGetMany");
-const kGetOne = Symbol("kGetOne");
-const kListNames = Symbol("kListNames");
+const kGet = Symbol("kGet");
 const kList = Symbol("kList");
 const kGetAlarm = Symbol("kGetAlarm");
 const kHas = Symbol("kHas");
-const kCommitCount = Symbol("kCommitCount");
 const kStartCount = Symbol("kStartCount");
 const kReadSet = Symbol("kReadSet");
 const kOverlay = Symbol("kOverlay");
@@ -229,7 +257,7 @@ export class DurableObjectStorage {
   readonly #alarms?: AlarmBridge;
   readonly #journal: boolean;
   readonly #onWriteFailure?: (error: unknown) => void;
-  /** Resolves once a journal left by a crash has been replayed */
+  /** Resolves once a journal left by a crash has been dealt with */
   #ready?: Promise<void>;
 
   /** Writes not yet handed to the backend */
@@ -239,12 +267,12 @@ export class DurableObjectStorage {
   /** Resolves when every write so far has been confirmed (never rejects) */
   #settled: Promise<void> = Promise.resolve();
   #flushes = 0;
+  /** Backend reads in flight: a flush waits for those that began before it */
+  readonly #reads = new Set<Promise<unknown>>();
 
   // Optimistic concurrency control: keys written by recent commits
   #commitCount = 0;
-  readonly #writeSets = new Map<number, Set<string>>();
-  /** Key sets collecting writes while a deleteAll() lists */
-  readonly #writeObservers = new Set<Set<string>>();
+  readonly #writeSets = new Map<number, WriteSet>();
   readonly #retryMutex = new Mutex();
 
   [kAlarmExists] = true;
@@ -260,126 +288,128 @@ export class DurableObjectStorage {
     }
   }
 
-  // --- Internals shared with transactions -------------------------------
+  // --- Reads, shared with transactions -----------------------------------
 
   /** Unconfirmed writes, newest first */
-  get [kInner](): Overlay[] {
-    const overlays: Overlay[] = [];
-    if (this.#pending) overlays.push(this.#pending.overlay);
-    if (this.#flushing) overlays.push(this.#flushing.overlay);
-    return overlays;
+  get [kLayers](): Layer[] {
+    const layers: Layer[] = [];
+    if (this.#pending) layers.push(this.#pending);
+    if (this.#flushing) layers.push(this.#flushing);
+    return layers;
   }
 
-  async #getStored(overlays: readonly Overlay[], keys: string[]): Promise<(StoredValueMeta | undefined)[]> {
-    if (this.#ready) await this.#ready;
-    return overlayGetMany(overlays, this.#inner, keys);
+  /** Runs `read` against the backend, tracked so later flushes wait for it */
+  #readInner<T>(read: (inner: Storage) => Promise<T>): Promise<T> {
+    const ready = this.#ready;
+    const promise = ready === undefined ? read(this.#inner) : ready.then(() => read(this.#inner));
+    this.#reads.add(promise);
+    const untrack = () => this.#reads.delete(promise);
+    promise.then(untrack, untrack);
+    return promise;
   }
 
-  async [kGetMany](overlays: readonly Overlay[], keys: string[]): Promise<Map<string, unknown>> {
+  /** Values of `keys` (in key order), as `layers` over the backend see them now */
+  [kGet](layers: readonly Layer[], keys: string[]): Promise<Map<string, unknown>> {
     keys.sort(compareKeys);
-    const values = await this.#getStored(overlays, keys);
-    const result = new Map<string, unknown>();
-    for (let i = 0; i < keys.length; i++) {
-      const stored = values[i];
-      if (stored !== undefined) result.set(keys[i], deserializeValue(stored));
-    }
-    return result;
+    const read = this.#readInner(snapshotKeys(layers, keys));
+    return read.then((values) => {
+      const result = new Map<string, unknown>();
+      for (let i = 0; i < keys.length; i++) {
+        const stored = values[i];
+        if (stored !== undefined) result.set(keys[i], deserializeValue(stored));
+      }
+      return result;
+    });
   }
 
-  async [kGetOne](overlays: readonly Overlay[], key: string): Promise<unknown> {
-    const [stored] = await this.#getStored(overlays, [key]);
-    return stored === undefined ? undefined : deserializeValue(stored);
-  }
-
-  async [kListNames](overlays: readonly Overlay[], options: DurableObjectListOptions): Promise<string[]> {
-    if (this.#ready) await this.#ready;
+  [kList](layers: readonly Layer[], options: DurableObjectListOptions): Promise<Map<string, unknown>> {
     let { start, limit } = options;
     const { startAfter } = options;
     if (startAfter !== undefined) {
       start = startAfter;
       if (limit !== undefined) limit++;
     }
-    const names = await overlayListNames(
-      overlays,
-      this.#inner,
-      { start, end: options.end, prefix: options.prefix, reverse: options.reverse, limit },
-      HIDDEN_KEYS
-    );
-    if (startAfter !== undefined) {
-      const index = names.indexOf(startAfter);
-      if (index !== -1) names.splice(index, 1);
-      if (options.limit !== undefined && names.length > options.limit) names.length = options.limit;
+    const range = { start, end: options.end, prefix: options.prefix, reverse: options.reverse, limit };
+    const read = this.#readInner(snapshotRange(layers, range, HIDDEN_KEYS));
+    return read.then((entries) => {
+      const result = new Map<string, unknown>();
+      for (const [key, stored] of entries) {
+        if (key === startAfter) continue;
+        if (options.limit !== undefined && result.size >= options.limit) break;
+        result.set(key, deserializeValue(stored));
+      }
+      return result;
+    });
+  }
+
+  [kGetAlarm](layers: readonly Layer[]): Promise<number | null> {
+    const shadowed = layerLookup(layers, ALARM_KEY);
+    if (shadowed !== undefined) return Promise.resolve(alarmOf(shadowed));
+    return this.#readInner((inner) => inner.get(ALARM_KEY)).then(alarmOf);
+  }
+
+  /** Whether each of `keys` exists, as `layers` over the backend see them now */
+  [kHas](layers: readonly Layer[], keys: string[]): Promise<boolean[]> {
+    const result: boolean[] = [];
+    const innerKeys: string[] = [];
+    const innerIndices: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const shadowed = layerLookup(layers, keys[i]);
+      if (shadowed === undefined) {
+        innerKeys.push(keys[i]);
+        innerIndices.push(i);
+      } else {
+        result[i] = shadowed !== null;
+      }
     }
-    return names;
+    if (innerKeys.length === 0) return Promise.resolve(result);
+    return this.#readInner(async (inner) => {
+      const found = await Promise.all(innerKeys.map((key) => inner.has(key)));
+      for (let i = 0; i < innerKeys.length; i++) result[innerIndices[i]] = found[i];
+      return result;
+    });
   }
 
-  async [kList](overlays: readonly Overlay[], options: DurableObjectListOptions): Promise<Map<string, unknown>> {
-    const names = await this[kListNames](overlays, options);
-    const values = await this.#getStored(overlays, names);
-    const result = new Map<string, unknown>();
-    for (let i = 0; i < names.length; i++) {
-      const stored = values[i];
-      // undefined if deleted between listing and reading
-      if (stored !== undefined) result.set(names[i], deserializeValue(stored));
-    }
-    return result;
-  }
+  // --- Writes -------------------------------------------------------------
 
-  async [kGetAlarm](overlays: readonly Overlay[]): Promise<number | null> {
-    const shadowed = overlayLookup(overlays, ALARM_KEY);
-    if (shadowed !== undefined) return alarmOf(shadowed);
-    if (this.#ready) await this.#ready;
-    return alarmOf(await this.#inner.get(ALARM_KEY));
-  }
-
-  /** Whether `key` exists as `overlays` over the backend see it */
-  async [kHas](overlays: readonly Overlay[], key: string): Promise<boolean> {
-    const shadowed = overlayLookup(overlays, key);
-    if (shadowed !== undefined) return shadowed !== null;
-    if (this.#ready) await this.#ready;
-    return this.#inner.has(key);
-  }
-
-  get [kCommitCount](): number {
-    return this.#commitCount;
-  }
-
-  #recordCommit(keys: Iterable<string>): void {
-    const writeSet = new Set(keys);
+  #recordCommit(writeSet: WriteSet): void {
     this.#commitCount++;
     this.#writeSets.set(this.#commitCount, writeSet);
     this.#writeSets.delete(this.#commitCount - MAX_REMEMBERED_COMMITS);
-    for (const observer of this.#writeObservers) {
-      for (const key of writeSet) observer.add(key);
-    }
   }
 
-  /** Whether a commit since `startCount` wrote any key in `readSet` */
-  #conflicts(startCount: number, readSet: ReadonlySet<string>): boolean {
+  /** Whether a commit since `startCount` wrote anything in `readSet` */
+  #conflicts(startCount: number, readSet: ReadSet): boolean {
     for (let t = startCount + 1; t <= this.#commitCount; t++) {
       const writeSet = this.#writeSets.get(t);
       if (writeSet === undefined) return true; // forgotten: assume the worst
-      for (const key of writeSet) if (readSet.has(key)) return true;
+      if (readSetIntersects(readSet, writeSet)) return true;
     }
     return false;
   }
 
-  /**
-   * Adds `writes` to the next flush, synchronously, so later reads see them
-   * in program order. Returns the batch; deleted keys whose existence isn't
-   * known yet are added to its lookups.
-   */
-  #stage(writes: Iterable<[string, StoredValueMeta | null]>, lookups?: string[]): Batch {
+  /** The batch the next writes go in */
+  #batch(): Batch {
     let batch = this.#pending;
     if (batch === undefined) {
       batch = this.#pending = newBatch();
       // Writes of the same tick go in the same batch
       queueMicrotask(this.#scheduleFlush);
     }
-    const keys: string[] = [];
+    return batch;
+  }
+
+  /**
+   * Adds `writes` to the next flush, synchronously, so later reads see them
+   * in program order. Deleted keys whose existence isn't known yet go in the
+   * batch's lookups.
+   */
+  #stage(writes: Iterable<[string, StoredValueMeta | null]>, lookups?: string[]): Batch {
+    const batch = this.#batch();
+    const keys = new Set<string>();
     for (const [key, value] of writes) {
       batch.overlay.set(key, value);
-      keys.push(key);
+      keys.add(key);
     }
     if (lookups) for (const key of lookups) batch.lookups.add(key);
     this.#recordCommit(keys);
@@ -399,12 +429,14 @@ export class DurableObjectStorage {
     this.#flushing = batch;
     try {
       if (this.#ready) await this.#ready;
+      // Reads that started before this flush must not see it
+      if (this.#reads.size > 0) await Promise.allSettled([...this.#reads]);
       if (batch.lookups.size > 0) {
         const lookups = [...batch.lookups];
         const found = await Promise.all(lookups.map((key) => this.#inner.has(key)));
         batch.existed = new Set(lookups.filter((_, i) => found[i]));
       }
-      await this.#apply(batch.overlay);
+      await this.#apply(batch);
       const alarm = batch.overlay.get(ALARM_KEY);
       if (alarm !== undefined && this.#alarms) {
         const time = alarmOf(alarm);
@@ -423,51 +455,84 @@ export class DurableObjectStorage {
     }
   }
 
-  async #apply(overlay: Overlay): Promise<void> {
+  async #apply(batch: Batch): Promise<void> {
+    const inner = this.#inner;
     const puts: [string, StoredValueMeta][] = [];
     const deletes: string[] = [];
-    for (const [key, value] of overlay) {
+    for (const [key, value] of batch.overlay) {
       if (value === null) deletes.push(key);
       else puts.push([key, value]);
     }
-    const journal = this.#journal && puts.length + deletes.length > 1;
-    if (journal) {
-      await this.#inner.put(JOURNAL_KEY, {
-        value: serialize({ puts: puts.map(([key, { value, metadata }]) => [key, value, metadata]), deletes }),
-      });
+    if (batch.cleared) {
+      // deleteAll(): every key the backend has that the batch doesn't write
+      const { keys } = await inner.list({}, true);
+      for (const { name } of keys) {
+        if (!HIDDEN_KEYS.has(name) && !batch.overlay.has(name)) deletes.push(name);
+      }
+    }
+    if (puts.length + deletes.length === 0) return;
+    if (inner.applyBatch !== undefined) return inner.applyBatch(puts, deletes);
+    if (!this.#journal || puts.length + deletes.length === 1) {
+      // One key: a single atomic write
+      if (puts.length > 0) await inner.putMany(puts);
+      if (deletes.length > 0) await inner.deleteMany(deletes);
+      return;
+    }
+
+    // Several keys, and the backend can't write them atomically: note the
+    // old values first, so a batch cut short (by a failure or a crash) is
+    // undone rather than left half-applied
+    const keys = [...puts.map(([key]) => key), ...deletes];
+    const old = await inner.getMany(keys);
+    const journal: Journal = {
+      undo: keys.map((key, i) => [key, old[i]?.value ?? null, old[i]?.metadata]),
+    };
+    await inner.put(JOURNAL_KEY, { value: serialize(journal) });
+    try {
+      if (puts.length > 0) await inner.putMany(puts);
+      if (deletes.length > 0) await inner.deleteMany(deletes);
+    } catch (e) {
+      // If the undo fails too, the journal stays, and the next storage
+      // opened here undoes the batch
+      await this.#undo(journal).catch(() => {});
+      throw e;
+    }
+    await inner.delete(JOURNAL_KEY);
+  }
+
+  async #undo(journal: Journal): Promise<void> {
+    const puts: [string, StoredValueMeta][] = [];
+    const deletes: string[] = [];
+    for (const [key, value, metadata] of journal.undo) {
+      if (value === null) deletes.push(key);
+      else puts.push([key, { value, metadata }]);
     }
     if (puts.length > 0) await this.#inner.putMany(puts);
     if (deletes.length > 0) await this.#inner.deleteMany(deletes);
-    if (journal) await this.#inner.delete(JOURNAL_KEY);
-  }
-
-  /** Finishes a batch a killed process left half-applied */
-  async #recover(): Promise<void> {
-    const stored = await this.#inner.get(JOURNAL_KEY, true);
-    if (stored === undefined) return;
-    let journal: { puts: [string, Uint8Array, unknown][]; deletes: string[] };
-    try {
-      journal = deserialize(stored.value);
-    } catch {
-      // Torn journal: the batch never started applying
-      await this.#inner.delete(JOURNAL_KEY);
-      return;
-    }
-    const puts = journal.puts.map(
-      ([key, value, metadata]) => [key, { value, metadata }] as [string, StoredValueMeta]
-    );
-    if (puts.length > 0) await this.#inner.putMany(puts);
-    if (journal.deletes.length > 0) await this.#inner.deleteMany(journal.deletes);
     await this.#inner.delete(JOURNAL_KEY);
   }
 
-  /** Stages `writes`, returning a promise of their confirmation, gated */
+  /** Undoes a batch a killed process (or a failed write) left half-applied */
+  async #recover(): Promise<void> {
+    const stored = await this.#inner.get(JOURNAL_KEY, true);
+    if (stored === undefined) return;
+    let journal: Journal;
+    try {
+      journal = deserialize(stored.value);
+    } catch {
+      // A torn journal: the batch itself never started
+      await this.#inner.delete(JOURNAL_KEY);
+      return;
+    }
+    await this.#undo(journal);
+  }
+
+  /** Stages writes, returning a promise of their confirmation, gated */
   #write<T>(
     options: DurableObjectPutOptions | undefined,
-    stage: () => Batch,
+    batch: Batch,
     result: (batch: Batch) => T
   ): Promise<T> {
-    const batch = stage();
     const confirmed = batch.done.then(() => result(batch));
     return waitUntilOnOutputGate(
       runWithInputGateClosed(() => confirmed, options?.allowConcurrency),
@@ -482,11 +547,12 @@ export class DurableObjectStorage {
   async get(keys: unknown, options?: DurableObjectGetOptions): Promise<unknown> {
     if (keys === undefined) throw undefinedKeyError("get", "DurableObjectStorage");
     if (Array.isArray(keys)) {
-      const names = normaliseKeys(keys);
-      return runWithInputGateClosed(() => this[kGetMany](this[kInner], names), options?.allowConcurrency);
+      const read = this[kGet](this[kLayers], normaliseKeys(keys));
+      return runWithInputGateClosed(() => read, options?.allowConcurrency);
     }
-    const name = normaliseKey(keys);
-    return runWithInputGateClosed(() => this[kGetOne](this[kInner], name), options?.allowConcurrency);
+    const key = normaliseKey(keys);
+    const read = this[kGet](this[kLayers], [key]);
+    return runWithInputGateClosed(() => read, options?.allowConcurrency).then((values) => values.get(key));
   }
 
   put(key: string, value: unknown, options?: DurableObjectPutOptions): Promise<void>;
@@ -497,7 +563,7 @@ export class DurableObjectStorage {
     if (typeof keyEntries === "object" && keyEntries !== null && options === undefined) {
       options = valueOptions as DurableObjectPutOptions | undefined;
     }
-    return this.#write(options, () => this.#stage(entries), () => undefined);
+    return this.#write(options, this.#stage(entries), () => undefined);
   }
 
   delete(key: string, options?: DurableObjectPutOptions): Promise<boolean>;
@@ -506,63 +572,47 @@ export class DurableObjectStorage {
     if (keys === undefined) throw undefinedKeyError("delete", "DurableObjectStorage");
     const many = Array.isArray(keys);
     const names = many ? normaliseKeys(keys) : [normaliseKey(keys)];
+    const layers = this[kLayers];
     let known = 0;
     const lookups: string[] = [];
-    return this.#write(
-      options,
-      () => {
-        const overlays = this[kInner];
-        const writes: [string, null][] = [];
-        const seen = new Set<string>();
-        for (const name of names) {
-          // A key repeated in one call is deleted (and counted) once
-          if (seen.has(name)) continue;
-          seen.add(name);
-          const shadowed = overlayLookup(overlays, name);
-          if (shadowed === undefined) {
-            lookups.push(name);
-          } else if (shadowed !== null) {
-            known++;
-          }
-          writes.push([name, null]);
-        }
-        return this.#stage(writes, lookups);
-      },
-      (batch) => {
-        let count = known;
-        for (const name of lookups) if (batch.existed?.has(name)) count++;
-        return many ? count : count > 0;
-      }
-    );
+    const writes: [string, null][] = [];
+    for (const name of new Set(names)) {
+      // A key repeated in one call is deleted (and counted) once
+      const shadowed = layerLookup(layers, name);
+      if (shadowed === undefined) lookups.push(name);
+      else if (shadowed !== null) known++;
+      writes.push([name, null]);
+    }
+    return this.#write(options, this.#stage(writes, lookups), (batch) => {
+      let count = known;
+      for (const name of lookups) if (batch.existed?.has(name)) count++;
+      return many ? count : count > 0;
+    });
   }
 
+  /**
+   * Deletes every key present now (not the alarm). Writes made after the
+   * call, even before it resolves, are kept.
+   */
   async deleteAll(options?: DurableObjectPutOptions): Promise<void> {
-    // Deletes the keys present now: writes made while listing are kept
-    const written = new Set<string>();
-    this.#writeObservers.add(written);
-    let names: string[];
-    try {
-      names = await runWithInputGateClosed(
-        () => this[kListNames](this[kInner], {}),
-        options?.allowConcurrency
-      );
-    } finally {
-      this.#writeObservers.delete(written);
-    }
-    const writes: [string, null][] = [];
-    for (const name of names) if (!written.has(name)) writes.push([name, null]);
-    if (writes.length === 0) return;
-    return this.#write(options, () => this.#stage(writes), () => undefined);
+    const batch = this.#batch();
+    batch.overlay.clear();
+    batch.lookups.clear();
+    batch.cleared = true;
+    this.#recordCommit(ALL_KEYS);
+    return this.#write(options, batch, () => undefined);
   }
 
   async list(options: DurableObjectListOptions = {}): Promise<Map<string, unknown>> {
     validateListOptions(options);
-    return runWithInputGateClosed(() => this[kList](this[kInner], options), options.allowConcurrency);
+    const read = this[kList](this[kLayers], options);
+    return runWithInputGateClosed(() => read, options.allowConcurrency);
   }
 
   async getAlarm(options?: DurableObjectGetOptions): Promise<number | null> {
     if (!this[kAlarmExists]) return null;
-    return runWithInputGateClosed(() => this[kGetAlarm](this[kInner]), options?.allowConcurrency);
+    const read = this[kGetAlarm](this[kLayers]);
+    return runWithInputGateClosed(() => read, options?.allowConcurrency);
   }
 
   async setAlarm(scheduledTime: number | Date, options?: DurableObjectPutOptions): Promise<void> {
@@ -572,22 +622,16 @@ export class DurableObjectStorage {
       );
     }
     const time = alarmTime(scheduledTime);
-    return this.#write(options, () => this.#stage([[ALARM_KEY, alarmEntry(time)]]), () => undefined);
+    return this.#write(options, this.#stage([[ALARM_KEY, alarmEntry(time)]]), () => undefined);
   }
 
   async deleteAlarm(options?: DurableObjectPutOptions): Promise<void> {
-    return this.#write(options, () => this.#stage([[ALARM_KEY, null]]), () => undefined);
+    return this.#write(options, this.#stage([[ALARM_KEY, null]]), () => undefined);
   }
 
   /** Resolves once every write made so far has been confirmed (or failed) */
-  sync(): Promise<void> {
-    return this.#flushes === 0 && this.#pending === undefined
-      ? Promise.resolve()
-      : this.#settledAfterPending();
-  }
-
-  async #settledAfterPending(): Promise<void> {
-    // A pending batch is chained on the next microtask
+  async sync(): Promise<void> {
+    // A pending batch joins the flush chain on the next microtask
     while (this.#pending !== undefined || this.#flushes > 0) {
       if (this.#pending !== undefined) await Promise.resolve();
       await this.#settled;
@@ -598,35 +642,35 @@ export class DurableObjectStorage {
     closure: (txn: DurableObjectTransaction) => Promise<T>,
     options?: DurableObjectPutOptions
   ): Promise<T> {
+    const attempt = async (): Promise<{ done: true; result: T } | { done: false }> => {
+      const txn = new DurableObjectTransaction(this, this.#commitCount);
+      // The closure's own writes go to the transaction, not the object's
+      // output gate: nothing it sends should wait for them
+      const outputGate = new OutputGate();
+      let result: T;
+      try {
+        result = await outputGate.runWith(() => closure(txn));
+      } finally {
+        txn[kCommitted] = true;
+      }
+      if (txn[kRolledBack]) return { done: true, result };
+      // Validate and stage synchronously: no other write can interleave
+      if (this.#conflicts(txn[kStartCount], txn[kReadSet])) return { done: false };
+      if (txn[kOverlay].size > 0) await this.#stage(txn[kOverlay]).done;
+      return { done: true, result };
+    };
     const run = async (): Promise<T> => {
-      const attempt = async (): Promise<{ done: true; result: T } | { done: false }> => {
-        const txn = new DurableObjectTransaction(this, this.#commitCount);
-        // The closure's own writes go to the transaction, not the object's
-        // output gate: nothing it sends should wait for them
-        const outputGate = new OutputGate();
-        let result: T;
-        try {
-          result = await outputGate.runWith(() => closure(txn));
-        } finally {
-          txn[kCommitted] = true;
-        }
-        if (txn[kRolledBack]) return { done: true, result };
-        // Validate and apply synchronously: no other write can interleave
-        if (this.#conflicts(txn[kStartCount], txn[kReadSet])) return { done: false };
-        if (txn[kOverlay].size > 0) await this.#stage(txn[kOverlay]).done;
-        return { done: true, result };
-      };
       const first = await attempt();
       if (first.done) return first.result;
       // Conflicted: retry one at a time, so n concurrent transactions on the
       // same keys take about 2n attempts instead of n²/2
-      const held = retryingStorage.getStore();
       const retry = async (): Promise<T> => {
         for (;;) {
           const next = await attempt();
           if (next.done) return next.result;
         }
       };
+      const held = retryingStorage.getStore();
       if (held?.has(this)) return retry();
       const inside = new Set(held);
       inside.add(this);
@@ -642,7 +686,7 @@ export class DurableObjectStorage {
 export class DurableObjectTransaction {
   readonly #storage: DurableObjectStorage;
   readonly [kStartCount]: number;
-  readonly [kReadSet] = new Set<string>();
+  readonly [kReadSet]: ReadSet = { keys: new Set(), ranges: [] };
   /** This transaction's writes */
   readonly [kOverlay]: Overlay = new Map();
   [kRolledBack] = false;
@@ -662,8 +706,8 @@ export class DurableObjectTransaction {
     }
   }
 
-  #overlays(): Overlay[] {
-    return [this[kOverlay], ...this.#storage[kInner]];
+  #layers(): Layer[] {
+    return [{ overlay: this[kOverlay] }, ...this.#storage[kLayers]];
   }
 
   #markWritten(keys: string[]): void {
@@ -680,20 +724,12 @@ export class DurableObjectTransaction {
   async get(keys: unknown, options?: DurableObjectGetOptions): Promise<unknown> {
     if (keys === undefined) throw undefinedKeyError("get", "DurableObjectTransaction");
     this.#check("get");
-    if (Array.isArray(keys)) {
-      const names = normaliseKeys(keys);
-      for (const name of names) this[kReadSet].add(name);
-      return runWithInputGateClosed(
-        () => this.#storage[kGetMany](this.#overlays(), names),
-        options?.allowConcurrency
-      );
-    }
-    const name = normaliseKey(keys);
-    this[kReadSet].add(name);
-    return runWithInputGateClosed(
-      () => this.#storage[kGetOne](this.#overlays(), name),
-      options?.allowConcurrency
-    );
+    const many = Array.isArray(keys);
+    const names = many ? normaliseKeys(keys) : [normaliseKey(keys)];
+    for (const name of names) this[kReadSet].keys.add(name);
+    const read = this.#storage[kGet](this.#layers(), names);
+    const values = await runWithInputGateClosed(() => read, options?.allowConcurrency);
+    return many ? values : values.get(names[0]);
   }
 
   put(key: string, value: unknown, options?: DurableObjectPutOptions): Promise<void>;
@@ -712,22 +748,15 @@ export class DurableObjectTransaction {
     if (keys === undefined) throw undefinedKeyError("delete", "DurableObjectTransaction");
     this.#check("delete");
     const many = Array.isArray(keys);
-    const names = many ? normaliseKeys(keys) : [normaliseKey(keys)];
+    const names = [...new Set(many ? normaliseKeys(keys) : [normaliseKey(keys)])];
     this.#markWritten(names);
-    // Existence is read before anything is marked deleted
-    const overlays = this.#overlays();
-    const existing = await runWithInputGateClosed(
-      () => Promise.all(names.map((name) => this.#storage[kHas](overlays, name))),
-      options?.allowConcurrency
-    );
-    let count = 0;
-    const seen = new Set<string>();
-    for (let i = 0; i < names.length; i++) {
-      this[kReadSet].add(names[i]);
-      if (existing[i] && !seen.has(names[i])) count++;
-      seen.add(names[i]);
-    }
+    // Whether each existed is read before they are marked deleted
+    for (const name of names) this[kReadSet].keys.add(name);
+    const read = this.#storage[kHas](this.#layers(), names);
     for (const name of names) this[kOverlay].set(name, null);
+    const existing = await runWithInputGateClosed(() => read, options?.allowConcurrency);
+    let count = 0;
+    for (const found of existing) if (found) count++;
     return many ? count : count > 0;
   }
 
@@ -738,22 +767,19 @@ export class DurableObjectTransaction {
   async list(options: DurableObjectListOptions = {}): Promise<Map<string, unknown>> {
     this.#check("list");
     validateListOptions(options);
-    const result = await runWithInputGateClosed(
-      () => this.#storage[kList](this.#overlays(), options),
-      options.allowConcurrency
-    );
-    for (const key of result.keys()) this[kReadSet].add(key);
-    return result;
+    // The whole range counts as read, so a key added to it is a conflict
+    const { start, startAfter, end, prefix } = options;
+    this[kReadSet].ranges.push({ start: start ?? startAfter, end, prefix });
+    const read = this.#storage[kList](this.#layers(), options);
+    return runWithInputGateClosed(() => read, options.allowConcurrency);
   }
 
   async getAlarm(options?: DurableObjectGetOptions): Promise<number | null> {
     this.#check("getAlarm");
     if (!this.#storage[kAlarmExists]) return null;
-    this[kReadSet].add(ALARM_KEY);
-    return runWithInputGateClosed(
-      () => this.#storage[kGetAlarm](this.#overlays()),
-      options?.allowConcurrency
-    );
+    this[kReadSet].keys.add(ALARM_KEY);
+    const read = this.#storage[kGetAlarm](this.#layers());
+    return runWithInputGateClosed(() => read, options?.allowConcurrency);
   }
 
   async setAlarm(scheduledTime: number | Date, _options?: DurableObjectPutOptions): Promise<void> {
