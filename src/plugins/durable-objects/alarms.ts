@@ -108,13 +108,6 @@ export class AlarmStore {
     await this.#store?.delete(objectKey);
   }
 
-  /** The scheduled time of each object's alarm, by object key */
-  get scheduled(): Map<string, number> {
-    const result = new Map<string, number>();
-    for (const [key, { scheduledTime }] of this.#alarms) result.set(key, scheduledTime);
-    return result;
-  }
-
   /** Runs alarms now, whenever they are due: all of them, or those of `objectKeys` */
   async flushAlarms(objectKeys?: string[]): Promise<void> {
     const keys = objectKeys ?? [...this.#alarms.keys()];
