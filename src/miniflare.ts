@@ -1,4 +1,5 @@
 import type http from "node:http";
+import type https from "node:https";
 import { createRequire } from "node:module";
 import type repl from "node:repl";
 import { MiniflareCore } from "./core/core.js";
@@ -45,17 +46,26 @@ export class Miniflare extends MiniflareCore {
     );
   }
 
-  /** An HTTP server dispatching to this worker, not yet listening */
-  async createServer(): Promise<http.Server> {
+  /**
+   * An HTTP server dispatching to this worker, not yet listening: HTTPS if
+   * an `https*` option is set. `options` are passed to Node's createServer.
+   */
+  async createServer(options?: http.ServerOptions & https.ServerOptions): Promise<http.Server | https.Server> {
     // The server code is only loaded by those who serve
     const { createServer } = await import("./http-server/server.js");
-    return createServer(this);
+    return createServer(this, options);
   }
 
-  /** Starts an HTTP server on the `host` and `port` options */
-  async startServer(): Promise<http.Server> {
+  /** Starts an HTTP(S) server on the `host` and `port` options */
+  async startServer(options?: http.ServerOptions & https.ServerOptions): Promise<http.Server | https.Server> {
     const { startServer } = await import("./http-server/server.js");
-    return startServer(this);
+    return startServer(this, options);
+  }
+
+  /** The URL the `open` option opens, or undefined if it's off */
+  async getOpenURL(): Promise<string | undefined> {
+    const { getOpenURL } = await import("./http-server/server.js");
+    return getOpenURL(this);
   }
 
   /** Starts a REPL in the worker's global scope, with bindings as `env` */

@@ -1,6 +1,7 @@
 // The `miniflare` command. The only file that touches process.exit and the
 // console; parsing lives in args.ts, the server in http-server/.
 import type http from "node:http";
+import type https from "node:https";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { red } from "kleur/colors";
@@ -14,7 +15,7 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
   options.wranglerConfigPath ??= true;
   options.packagePath ??= true;
   options.envPathDefaultFallback = true;
-  if (options.buildWatchPaths !== undefined) options.watch = true;
+  if (options.buildWatchPaths !== undefined || options.liveReload) options.watch = true;
   if (options.repl) {
     // The REPL needs no script and may use I/O from the prompt
     options.scriptRequired = !!options.scriptPath;
@@ -34,6 +35,18 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
   return options;
 }
 
+
+async function openBrowser(mf: Miniflare): Promise<void> {
+  const url = await mf.getOpenURL();
+  if (url === undefined) return;
+  try {
+    // Only loaded when asked for
+    const { default: open } = await import("open");
+    await open(url);
+  } catch (e: any) {
+    mf.log.warn(`Unable to open browser: ${e?.stack ?? e}`);
+  }
+}
 
 async function checkForUpdates(mf: Miniflare): Promise<void> {
   const { CorePlugin } = await mf.getPlugins();
@@ -83,7 +96,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 0;
   }
 
-  let server: http.Server;
+  let server: http.Server | https.Server;
   try {
     server = await mf.startServer();
   } catch (e: any) {
@@ -92,6 +105,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 1;
   }
 
+  await openBrowser(mf);
   await checkForUpdates(mf);
 
   const stop = async () => {

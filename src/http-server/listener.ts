@@ -4,10 +4,16 @@ import type { MiniflareCore } from "../core/core.js";
 import { prefixError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { type Response, _getBodyLength, logResponse } from "../standards/index.js";
-import { convertNodeRequest } from "./request.js";
+import { DEFAULT_REQUEST_BODY_LIMIT, type HTTPPlugin } from "./plugin.js";
+import { RequestBodyTooLargeError, convertNodeRequest, isLoopback } from "./request.js";
 
 // Describe the connection to the worker or upstream, not to this client
 const HOP_BY_HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding"]);
+/** Production's limits: any one header, and the URL */
+export const MAX_HEADER_SIZE = 16 * 1024; /* 16KiB */
+export const MAX_URL_SIZE = 16 * 1024; /* 16KiB */
+/** All headers together (Node's own limit, raised from its 16KiB default) */
+export const MAX_HEADERS_SIZE = 32 * 1024; /* 32KiB */
 
 /**
  * Writes `response` to `res`. Bodies reach the worker decoded (fetch
@@ -59,7 +65,7 @@ export async function writeResponse(response: Response, res: http.ServerResponse
 }
 
 /** Logs without ever throwing (NoOpLog rethrows errors it's given) */
-function safeLog(log: Log, action: () => void | Promise<void>): Promise<void> {
+export function safeLog(log: Log, action: () => void | Promise<void>): Promise<void> {
   try {
     return Promise.resolve(action()).catch(() => {});
   } catch {
@@ -67,41 +73,158 @@ function safeLog(log: Log, action: () => void | Promise<void>): Promise<void> {
   }
 }
 
+/** Answers with a short plain-text error, closing the connection */
+function refuse(res: http.ServerResponse, status: number, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { "Content-Type": "text/plain; charset=UTF-8", Connection: "close" });
+  res.end(message);
+}
+
+/** Why a request can't be served, before it reaches the worker */
+function checkLimits(req: http.IncomingMessage, bodyLimit: number): [number, string] | undefined {
+  if ((req.url?.length ?? 0) > MAX_URL_SIZE) return [414, "URI Too Long"];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i].length + req.rawHeaders[i + 1].length > MAX_HEADER_SIZE) {
+      return [431, "Request Header Fields Too Large"];
+    }
+  }
+  const length = req.headers["content-length"];
+  if (length !== undefined && Number(length) > bodyLimit) return [413, "Payload Too Large"];
+  return undefined;
+}
+
+/** Hooks the server adds to every response (live reload) and error page */
+export interface ListenerHooks {
+  /** Changes the worker's response before it's written (e.g. live reload) */
+  transformResponse?(response: Response): Response;
+  /** Renders the response to a request the worker threw on */
+  renderError?(
+    error: unknown,
+    req: http.IncomingMessage,
+    showStack: boolean
+  ): Promise<ErrorPage>;
+}
+
+/** The plain-text 500: the stack, unless the client isn't this machine */
+interface ErrorPage {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+async function plainError(error: any, _req: http.IncomingMessage, showStack: boolean): Promise<ErrorPage> {
+  return {
+    status: 500,
+    headers: { "Content-Type": "text/plain; charset=UTF-8" },
+    body: showStack ? String(error?.stack ?? error) : "Internal Server Error",
+  };
+}
+
 /** A Node request listener that dispatches to the worker */
-export function createRequestListener(mf: MiniflareCore): http.RequestListener {
+export function createRequestListener(mf: MiniflareCore, hooks: ListenerHooks = {}): http.RequestListener {
+  const renderError = hooks.renderError ?? plainError;
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const start = process.hrtime();
-    const { CorePlugin } = await mf.getPlugins();
+    const plugins = await mf.getPlugins();
+    const { CorePlugin } = plugins;
+    const HTTP = plugins.HTTPPlugin as unknown as HTTPPlugin | undefined;
     const startCpu = CorePlugin.inaccurateCpu ? process.cpuUsage() : undefined;
-    const method = req.method ?? "GET";
+    let method = req.method ?? "GET";
     const path = req.url ?? "/";
+    const bodyLimit = HTTP?.requestBodyLimit ?? DEFAULT_REQUEST_BODY_LIMIT;
+
+    const refused = checkLimits(req, bodyLimit);
+    if (refused !== undefined) {
+      refuse(res, refused[0], refused[1]);
+      // Don't read a body that's too large: the connection closes
+      if (refused[0] === 413) req.destroy();
+      await safeLog(mf.log, () => logResponse(mf.log, { start, method, url: path, status: refused[0] }));
+      return;
+    }
+
     let status = 500;
     let waitUntil: Promise<unknown[]> | undefined;
     try {
-      const { request } = convertNodeRequest(req);
-      const response = await mf.dispatchFetch(request);
+      const meta = await HTTP?.getRequestMeta(req);
+      let converted: ReturnType<typeof convertNodeRequest>;
+      try {
+        converted = convertNodeRequest(req, { meta, bodyLimit });
+      } catch {
+        // A URL or Host header that doesn't parse
+        refuse(res, 400, "Bad Request");
+        status = 400;
+        return;
+      }
+      const { request, url } = converted;
+
+      if (url.pathname.startsWith("/cdn-cgi/")) {
+        const pathname = url.pathname.replace(/\/$/, "");
+        if (pathname === "/cdn-cgi/mf/scheduled") {
+          method = "SCHD";
+          const time = url.searchParams.get("time");
+          const cron = url.searchParams.get("cron");
+          waitUntil = mf.dispatchScheduled(time === null ? undefined : parseInt(time), cron ?? undefined);
+          await waitUntil;
+          status = 200;
+          res.writeHead(200, { "Content-Type": "text/plain; charset=UTF-8" });
+          res.end();
+        } else if (url.pathname.startsWith("/cdn-cgi/scripts/")) {
+          // Cloudflare's own scripts (e.g. email decoding) come from Cloudflare
+          const upstream = await fetch(`https://cloudflare.com${url.pathname}${url.search}`);
+          status = upstream.status;
+          await writeResponse(upstream as unknown as Response, res, mf.log);
+        } else {
+          status = 404;
+          res.writeHead(404, { "Content-Type": "text/plain; charset=UTF-8" });
+          res.end("Not Found");
+        }
+        return;
+      }
+
+      let response = await mf.dispatchFetch(request);
       status = response.status;
       waitUntil = response.waitUntil();
+      if (hooks.transformResponse) response = hooks.transformResponse(response);
       await writeResponse(response, res, mf.log);
     } catch (e: any) {
-      // Answer first: logging may throw (NoOpLog rethrows)
-      if (!res.headersSent) {
-        res.writeHead(500, { "Content-Type": "text/plain; charset=UTF-8" });
-        res.end(String(e?.stack ?? e), "utf8");
+      if (e instanceof RequestBodyTooLargeError || e?.cause instanceof RequestBodyTooLargeError) {
+        status = 413;
+        refuse(res, 413, "Payload Too Large");
+        req.destroy();
       } else {
-        res.destroy();
+        status = 500;
+        // Answer first: logging may throw (NoOpLog rethrows)
+        if (!res.headersSent) {
+          let page: ErrorPage;
+          try {
+            // Stack traces only go to this machine
+            page = await renderError(e, req, isLoopback(req));
+          } catch {
+            page = await plainError(e, req, isLoopback(req));
+          }
+          res.writeHead(page.status, page.headers);
+          res.end(page.body, "utf8");
+        } else {
+          res.destroy();
+        }
+        await safeLog(mf.log, () => mf.log.error(prefixError(`${method} ${path}`, e)));
       }
-      await safeLog(mf.log, () => mf.log.error(prefixError(`${method} ${path}`, e)));
+    } finally {
+      await safeLog(mf.log, () =>
+        logResponse(mf.log, { start, startCpu, method, url: path, status, waitUntil })
+      );
     }
-    await safeLog(mf.log, () =>
-      logResponse(mf.log, { start, startCpu, method, url: path, status, waitUntil })
-    );
   };
   return (req, res) => {
     // A client that disconnects mid-response isn't an error of ours
     res.on("error", () => {});
+    req.on("error", () => {});
     void handle(req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
     });
   };
 }

@@ -1,35 +1,76 @@
 import type http from "node:http";
 import type { TLSSocket } from "node:tls";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { randomHex } from "../shared/data.js";
 import { Request, _headersFromIncomingRequest } from "../standards/index.js";
 import { DEFAULT_CF } from "./cf.js";
+import type { RequestMeta } from "./plugin.js";
 
-function clientIp(req: http.IncomingMessage): string {
+/** The client's address, IPv4-mapped and IPv6 loopback addresses simplified */
+export function clientIp(req: http.IncomingMessage): string {
   let ip = req.socket.remoteAddress ?? "";
   if (ip === "::1") ip = "127.0.0.1";
   if (ip.startsWith("::ffff:")) ip = ip.substring("::ffff:".length);
   return ip;
 }
 
+/** Whether the client connected from this machine */
+export function isLoopback(req: http.IncomingMessage): boolean {
+  const ip = clientIp(req);
+  return ip.startsWith("127.") || ip === "::1";
+}
+
+/** Thrown into a request body that grew past the limit */
+export class RequestBodyTooLargeError extends RangeError {
+  constructor(limit: number) {
+    super(`Request body exceeds the limit of ${limit} bytes.`);
+  }
+}
+
+/** `req`'s body as a web stream that errors once it passes `limit` bytes */
+function limitedBody(req: http.IncomingMessage, limit: number): ReadableStream<Uint8Array> {
+  let received = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.byteLength;
+      if (received > limit) callback(new RequestBodyTooLargeError(limit));
+      else callback(null, chunk);
+    },
+  });
+  req.on("error", (error) => counter.destroy(error));
+  req.pipe(counter);
+  return Readable.toWeb(counter) as ReadableStream<Uint8Array>;
+}
+
+export interface ConvertOptions {
+  meta?: RequestMeta;
+  /** Largest body accepted, in bytes (default: unlimited) */
+  bodyLimit?: number;
+}
+
 /**
  * Converts an incoming Node request into a Workers Request, adding the
  * headers and `cf` object Cloudflare's edge adds. Unlike Miniflare 2, the
  * client's own CF-Connecting-IP and X-Real-IP are replaced by the address
- * it really connected from: a client can't claim to be someone else.
+ * it really connected from (or the meta provider's): a client can't claim
+ * to be someone else. Throws a TypeError for a URL or Host that doesn't parse.
  */
-export function convertNodeRequest(req: http.IncomingMessage): { request: Request; url: URL } {
+export function convertNodeRequest(
+  req: http.IncomingMessage,
+  { meta, bodyLimit }: ConvertOptions = {}
+): { request: Request; url: URL } {
   const secure = (req.socket as TLSSocket).encrypted === true;
   const url = new URL(req.url ?? "/", `${secure ? "https" : "http"}://${req.headers.host ?? "localhost"}`);
-  const proto = "https";
-  const ip = clientIp(req);
+  const proto = meta?.forwardedProto ?? "https";
+  const ip = meta?.realIp ?? clientIp(req);
+  const cf = meta?.cf ?? DEFAULT_CF;
 
   // (Drops the hop-by-hop headers that describe the connection to us)
   const headers = _headersFromIncomingRequest(req);
   headers.set("x-real-ip", ip);
   headers.set("cf-connecting-ip", ip);
   if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", proto);
-  if (!headers.has("cf-ipcountry")) headers.set("cf-ipcountry", DEFAULT_CF.country);
+  if (!headers.has("cf-ipcountry")) headers.set("cf-ipcountry", cf.country ?? "US");
   if (!headers.has("cf-ray")) headers.set("cf-ray", randomHex(16));
   if (!headers.has("cf-visitor")) headers.set("cf-visitor", `{"scheme":"${proto}"}`);
   headers.set("host", url.host);
@@ -40,12 +81,18 @@ export function convertNodeRequest(req: http.IncomingMessage): { request: Reques
 
   const method = req.method ?? "GET";
   const hasBody = method !== "GET" && method !== "HEAD";
-  const body = hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : null;
+  let body: ReadableStream<Uint8Array> | null = null;
+  if (hasBody) {
+    body =
+      bodyLimit === undefined
+        ? (Readable.toWeb(req) as ReadableStream<Uint8Array>)
+        : limitedBody(req, bodyLimit);
+  }
   const request = new Request(url, {
     method,
     headers,
     body,
-    cf: { ...DEFAULT_CF, clientAcceptEncoding },
+    cf: { ...cf, clientAcceptEncoding },
     redirect: "manual",
     duplex: hasBody ? "half" : undefined,
   } as any);
