@@ -109,8 +109,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   await checkForUpdates(mf);
 
   const stop = async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    const { closeServer } = await import("../http-server/server.js");
+    await closeServer(server);
     await mf.dispose();
     process.exit(0);
   };

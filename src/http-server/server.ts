@@ -3,8 +3,23 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { MiniflareCore } from "../core/core.js";
+import { errorResponse } from "./error-page.js";
 import { type ListenerHooks, MAX_HEADERS_SIZE, createRequestListener } from "./listener.js";
+import { LIVE_RELOAD_PATH, LiveReloadServer, injectLiveReload } from "./live-reload.js";
 import { DEFAULT_HOST, DEFAULT_PORT, type HTTPPlugin, getAccessibleHosts } from "./plugin.js";
+
+/** What closing a server must also close: upgraded sockets, listeners */
+const cleanups = new WeakMap<http.Server, () => void>();
+
+/**
+ * Closes `server` for good: stops listening, ends every connection, HTTP
+ * and WebSocket alike, and stops listening for reloads
+ */
+export async function closeServer(server: http.Server): Promise<void> {
+  cleanups.get(server)?.();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
 
 export type ServerOptions = http.ServerOptions & https.ServerOptions;
 
@@ -28,7 +43,29 @@ export async function createServer(
   options: ServerOptions = {}
 ): Promise<http.Server | https.Server> {
   const plugin = await httpPlugin(mf);
-  const hooks: ListenerHooks = {};
+  // Options may change at each reload: read the live-reload one each time
+  let liveReload = plugin?.liveReload ?? false;
+  const liveReloadServer = new LiveReloadServer();
+  const hooks: ListenerHooks = {
+    transformResponse: (response) => (liveReload ? injectLiveReload(response) : response),
+    async renderError(error, req, showStack) {
+      if (!showStack) {
+        return {
+          status: 500,
+          headers: { "Content-Type": "text/plain; charset=UTF-8" },
+          body: "Internal Server Error",
+        };
+      }
+      return errorResponse(error, req, { liveReload });
+    },
+  };
+  const onReload = async () => {
+    liveReload = (await httpPlugin(mf))?.liveReload ?? false;
+    // Open pages reload when their socket closes with 1012
+    liveReloadServer.reload();
+  };
+  mf.addEventListener("reload", onReload);
+  const upgraded = new Set<Duplex>();
   const listener = createRequestListener(mf, hooks);
   const serverOptions: ServerOptions = { maxHeaderSize: MAX_HEADERS_SIZE, ...options };
   const httpsOptions = plugin?.httpsOptions;
@@ -38,9 +75,28 @@ export async function createServer(
 
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {});
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+    } catch {
+      return refuseUpgrade(socket, 400, "Bad Request");
+    }
+    if (pathname === LIVE_RELOAD_PATH) {
+      if (liveReload) liveReloadServer.handleUpgrade(req, socket, head);
+      else refuseUpgrade(socket, 404, "Not Found");
+      return;
+    }
     refuseUpgrade(socket, 501, "WebSockets are not supported yet");
-    void head;
   });
+  cleanups.set(server, () => {
+    mf.removeEventListener("reload", onReload);
+    liveReloadServer.dispose();
+    for (const socket of upgraded) socket.destroy();
+    upgraded.clear();
+  });
+  server.once("close", () => cleanups.get(server)?.());
   // A client that sends garbage gets a 400, never a crash
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy();
