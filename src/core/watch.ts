@@ -1,67 +1,140 @@
 import fs from "node:fs";
+import path from "node:path";
 
 const POLL_INTERVAL = 250; /* ms */
 const DEBOUNCE = 50; /* ms */
 
 export type WatcherCallback = (path: string) => void;
 
+/** What a file looks like: a change of either means it changed */
+function signature(filePath: string): string {
+  try {
+    const stat = fs.statSync(filePath);
+    return `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
+  } catch {
+    return "missing";
+  }
+}
+
+interface DirectoryWatch {
+  watcher?: fs.FSWatcher;
+  /** Watched file names in the directory */
+  names: Set<string>;
+}
+
 /**
  * Watches files and directories, calling back with the watched path that
- * changed (debounced, once per burst of changes). Files are polled, which
- * also notices files that don't exist yet being created; directories are
- * watched recursively with fs.watch.
+ * changed (debounced, once per burst of changes, and only if the file
+ * really differs from when it was last reported).
+ *
+ * Files are noticed two ways: through fs.watch on their folder, which is
+ * immediate and survives editors that save by renaming a new file into
+ * place; and by polling, which also works where fs.watch doesn't (network
+ * drives, some containers) and notices files created later. Directories
+ * are watched recursively with fs.watch.
  */
 export class Watcher {
   readonly #callback: WatcherCallback;
   readonly #watched = new Map<string, () => void>();
   readonly #timeouts = new Map<string, NodeJS.Timeout>();
+  /** Each watched file's signature when last reported (or first watched) */
+  readonly #seen = new Map<string, string>();
+  readonly #directories = new Map<string, DirectoryWatch>();
 
   constructor(callback: WatcherCallback) {
     this.#callback = callback;
   }
 
-  #changed(path: string): void {
-    clearTimeout(this.#timeouts.get(path));
+  #changed(watched: string): void {
+    clearTimeout(this.#timeouts.get(watched));
     this.#timeouts.set(
-      path,
+      watched,
       setTimeout(() => {
-        this.#timeouts.delete(path);
-        this.#callback(path);
+        this.#timeouts.delete(watched);
+        if (this.#seen.has(watched)) {
+          // Reported already by the other mechanism, or nothing changed
+          const now = signature(watched);
+          if (now === this.#seen.get(watched)) return;
+          this.#seen.set(watched, now);
+        }
+        this.#callback(watched);
       }, DEBOUNCE)
     );
   }
 
+  #watchDirectoryOf(filePath: string): void {
+    const dir = path.dirname(filePath);
+    let entry = this.#directories.get(dir);
+    if (entry === undefined) {
+      entry = { names: new Set() };
+      try {
+        const watcher = fs.watch(dir, (_event, name) => {
+          const names = this.#directories.get(dir)?.names;
+          if (name === null) {
+            // Unknown file: check them all
+            for (const known of names ?? []) this.#changed(path.join(dir, known));
+          } else if (names?.has(name.toString())) {
+            this.#changed(path.join(dir, name.toString()));
+          }
+        });
+        watcher.on("error", () => {}); // e.g. the folder was removed: polling goes on
+        entry.watcher = watcher;
+      } catch {
+        // No such folder (yet), or no fs.watch here: polling covers it
+      }
+      this.#directories.set(dir, entry);
+    }
+    entry.names.add(path.basename(filePath));
+  }
+
+  #unwatchDirectoryOf(filePath: string): void {
+    const dir = path.dirname(filePath);
+    const entry = this.#directories.get(dir);
+    if (entry === undefined) return;
+    entry.names.delete(path.basename(filePath));
+    if (entry.names.size === 0) {
+      entry.watcher?.close();
+      this.#directories.delete(dir);
+    }
+  }
+
   watch(paths: Iterable<string>): void {
-    for (const path of paths) {
-      if (this.#watched.has(path)) continue;
+    for (const watched of paths) {
+      if (this.#watched.has(watched)) continue;
       let isDirectory = false;
       try {
-        isDirectory = fs.statSync(path).isDirectory();
+        isDirectory = fs.statSync(watched).isDirectory();
       } catch {
         // Doesn't exist (yet): poll for it
       }
       if (isDirectory) {
-        const watcher = fs.watch(path, { recursive: true }, () => this.#changed(path));
+        const watcher = fs.watch(watched, { recursive: true }, () => this.#changed(watched));
         watcher.on("error", () => {}); // e.g. the directory was removed
-        this.#watched.set(path, () => watcher.close());
+        this.#watched.set(watched, () => watcher.close());
       } else {
+        this.#seen.set(watched, signature(watched));
+        this.#watchDirectoryOf(watched);
         const listener = (current: fs.Stats, previous: fs.Stats) => {
           if (current.mtimeMs !== previous.mtimeMs || current.size !== previous.size) {
-            this.#changed(path);
+            this.#changed(watched);
           }
         };
-        fs.watchFile(path, { interval: POLL_INTERVAL }, listener);
-        this.#watched.set(path, () => fs.unwatchFile(path, listener));
+        fs.watchFile(watched, { interval: POLL_INTERVAL }, listener);
+        this.#watched.set(watched, () => {
+          fs.unwatchFile(watched, listener);
+          this.#unwatchDirectoryOf(watched);
+          this.#seen.delete(watched);
+        });
       }
     }
   }
 
   unwatch(paths: Iterable<string>): void {
-    for (const path of paths) {
-      this.#watched.get(path)?.();
-      this.#watched.delete(path);
-      clearTimeout(this.#timeouts.get(path));
-      this.#timeouts.delete(path);
+    for (const watched of paths) {
+      this.#watched.get(watched)?.();
+      this.#watched.delete(watched);
+      clearTimeout(this.#timeouts.get(watched));
+      this.#timeouts.delete(watched);
     }
   }
 
