@@ -57,6 +57,7 @@ function headersRecord(headers: ErrorPageRequest["headers"]): Record<string, str
 /**
  * Whether the client looks like a browser: it accepts HTML (or anything)
  * and isn't curl, which sends `Accept: *\/*` but wants a readable stack.
+ * @internal
  */
 export function _wantsErrorPage(headers: ErrorPageRequest["headers"]): boolean {
   const accept = headerValue(headers, "accept").toLowerCase();
@@ -66,7 +67,7 @@ export function _wantsErrorPage(headers: ErrorPageRequest["headers"]): boolean {
   return accept.includes("text/html") || accept.includes("*/*") || accept.includes("text/*");
 }
 
-/** The plain-text form of anything thrown: its stack if it has one */
+/** The plain-text form of anything thrown: its stack if it has one @internal */
 export function _errorText(error: unknown): string {
   const stack = (error as { stack?: unknown } | null | undefined)?.stack;
   if (typeof stack === "string") return stack;

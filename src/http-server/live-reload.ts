@@ -62,7 +62,8 @@ export function injectLiveReload(response: Response): Response {
   // (Before reading `body`: a pending string body knows its length)
   const knownLength = _getBodyLength(response);
   const body = response.body;
-  if (body === null) return response;
+  // (A locked body can't be piped: let writing it fail as it would anyway)
+  if (body === null || body.locked) return response;
 
   const appended = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -74,8 +75,8 @@ export function injectLiveReload(response: Response): Response {
   );
   const injected = new Response(appended, response);
   const header = response.headers.get("content-length");
-  const length = knownLength ?? (header === null ? NaN : Number(header));
-  if (Number.isSafeInteger(length) && length >= 0) {
+  const length = knownLength ?? (header !== null && /^\d+$/.test(header) ? Number(header) : NaN);
+  if (Number.isSafeInteger(length)) {
     injected.headers.set("content-length", String(length + LIVE_RELOAD_SCRIPT_LENGTH));
   } else {
     injected.headers.delete("content-length");
