@@ -62,10 +62,13 @@ export class Miniflare extends MiniflareCore {
     return startServer(this, options);
   }
 
-  /** The URL the `open` option opens, or undefined if it's off */
-  async getOpenURL(): Promise<string | undefined> {
+  /**
+   * The URL the `open` option opens, or undefined if it's off. Given the
+   * running server, its real port is used.
+   */
+  async getOpenURL(server?: http.Server): Promise<string | undefined> {
     const { getOpenURL } = await import("./http-server/server.js");
-    return getOpenURL(this);
+    return getOpenURL(this, server);
   }
 
   /** Starts a REPL in the worker's global scope, with bindings as `env` */

@@ -191,6 +191,9 @@ function normalise(arg: CliArg, value: unknown, badBoolean: string | undefined):
     case OptionType.STRING:
     case OptionType.STRING_POSITIONAL:
       if (typeof value !== "string") unexpected(arg, value, "string");
+      // A bare flag (`--host` with no value) means true: not a string, and
+      // an empty host would listen on every interface
+      if (value === "" && type === OptionType.STRING) unexpected(arg, true, "string");
       return value;
     case OptionType.BOOLEAN_STRING:
       if (Array.isArray(value)) unexpected(arg, display(value), "boolean/string");

@@ -36,8 +36,8 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
 }
 
 
-async function openBrowser(mf: Miniflare): Promise<void> {
-  const url = await mf.getOpenURL();
+async function openBrowser(mf: Miniflare, server: http.Server): Promise<void> {
+  const url = await mf.getOpenURL(server);
   if (url === undefined) return;
   try {
     // Only loaded when asked for
@@ -105,7 +105,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 1;
   }
 
-  await openBrowser(mf);
+  await openBrowser(mf, server);
   await checkForUpdates(mf);
 
   const stop = async () => {

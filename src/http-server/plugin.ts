@@ -58,10 +58,10 @@ export interface HTTPOptions {
 }
 
 export interface ProcessedHTTPSOptions {
-  key?: string;
-  cert?: string;
-  ca?: string;
-  pfx?: string;
+  key?: string | Buffer;
+  cert?: string | Buffer;
+  ca?: string | Buffer;
+  pfx?: string | Buffer;
   passphrase?: string;
 }
 
@@ -84,10 +84,11 @@ export function getAccessibleHosts(ipv4Only = true): string[] {
   return hosts;
 }
 
-async function valueOrFile(value?: string, filePath?: string): Promise<string | undefined> {
+/** `value`, or the file's text (or bytes: a PFX is binary) */
+async function valueOrFile(value?: string, filePath?: string, binary = false): Promise<string | Buffer | undefined> {
   if (value !== undefined) return value;
   if (filePath === undefined) return undefined;
-  return fs.readFile(filePath, "utf8");
+  return binary ? fs.readFile(filePath) : fs.readFile(filePath, "utf8");
 }
 
 export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
@@ -221,6 +222,7 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   readonly httpsEnabled: boolean;
   readonly #defaults: Required<Omit<HTTPPluginDefaults, "cfFetch">> & { cfFetch: boolean };
   #cf: Record<string, any> = DEFAULT_CF;
+  #cfLoaded?: Promise<void>;
   #httpsOptions?: ProcessedHTTPSOptions;
 
   constructor(ctx: PluginContext, options?: HTTPOptions, defaults: HTTPPluginDefaults = {}) {
@@ -258,11 +260,16 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   }
 
   /**
-   * Loads the cached cf object, refetching it when older than 30 days. The
-   * server never waits for this: until (or unless) it succeeds, requests get
-   * the placeholder.
+   * Loads the cached cf object, refetching it when older than 30 days. Only
+   * a server needs it (dispatchFetch() requests get the cf they're given),
+   * so the server starts this, and never waits for it: until (or unless) it
+   * succeeds, requests get the placeholder. Runs once per plugin instance.
    */
-  async setupCf(): Promise<void> {
+  setupCf(): Promise<void> {
+    return (this.#cfLoaded ??= this.#loadCf());
+  }
+
+  async #loadCf(): Promise<void> {
     let cfPath = this.cfFetch ?? this.#defaults.cfFetch;
     if (!cfPath || this.metaProvider) return;
     if (cfPath === true) cfPath = this.#defaults.cfPath;
@@ -275,8 +282,13 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
       // Missing or malformed: fetch it
     }
     if (!refetch) return;
+    // Gives up after 10s, without keeping the process alive meanwhile
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(), 10_000);
+    timeout.unref();
     try {
-      const res = await fetch(this.#defaults.cfFetchEndpoint, { signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(this.#defaults.cfFetchEndpoint, { signal: controller.signal });
+      if (!res.ok) throw new Error(`${res.status} ${res.statusText} from ${this.#defaults.cfFetchEndpoint}`);
       const text = await res.text();
       const cf = JSON.parse(text);
       this.#cf = cf;
@@ -293,6 +305,8 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
       } catch {
         // NoOpLog rethrows: a failed fetch must never crash anything
       }
+    } finally {
+      clearTimeout(timeout);
     }
   }
 
@@ -328,13 +342,12 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
       key: await valueOrFile(this.httpsKey, keyPath),
       cert: await valueOrFile(this.httpsCert, certPath),
       ca: await valueOrFile(this.httpsCa, this.httpsCaPath),
-      pfx: await valueOrFile(this.httpsPfx, this.httpsPfxPath),
+      pfx: await valueOrFile(this.httpsPfx, this.httpsPfxPath, true),
       passphrase: this.httpsPassphrase,
     };
   }
 
   async setup(): Promise<SetupResult> {
-    void this.setupCf();
     await this.setupHttps();
     return {};
   }

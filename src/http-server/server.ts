@@ -9,14 +9,14 @@ import { LIVE_RELOAD_PATH, LiveReloadServer, injectLiveReload } from "./live-rel
 import { DEFAULT_HOST, DEFAULT_PORT, type HTTPPlugin, getAccessibleHosts } from "./plugin.js";
 
 /** What closing a server must also close: upgraded sockets, listeners */
-const cleanups = new WeakMap<http.Server, () => void>();
+const cleanups = new WeakMap<http.Server, () => Promise<void>>();
 
 /**
  * Closes `server` for good: stops listening, ends every connection, HTTP
  * and WebSocket alike, and stops listening for reloads
  */
 export async function closeServer(server: http.Server): Promise<void> {
-  cleanups.get(server)?.();
+  await cleanups.get(server)?.();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
@@ -59,8 +59,12 @@ export async function createServer(
       return errorResponse(error, req, { liveReload });
     },
   };
+  // The cf object is fetched (or read from its cache) in the background
+  void plugin?.setupCf();
   const onReload = async () => {
-    liveReload = (await httpPlugin(mf))?.liveReload ?? false;
+    const current = await httpPlugin(mf);
+    liveReload = current?.liveReload ?? false;
+    void current?.setupCf();
     // Open pages reload when their socket closes with 1012
     liveReloadServer.reload();
   };
@@ -79,7 +83,8 @@ export async function createServer(
     socket.once("close", () => upgraded.delete(socket));
     let pathname: string;
     try {
-      pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+      // (The Host header too must parse, as for any request)
+      pathname = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`).pathname;
     } catch {
       return refuseUpgrade(socket, 400, "Bad Request");
     }
@@ -90,13 +95,13 @@ export async function createServer(
     }
     refuseUpgrade(socket, 501, "WebSockets are not supported yet");
   });
-  cleanups.set(server, () => {
+  cleanups.set(server, async () => {
     mf.removeEventListener("reload", onReload);
-    liveReloadServer.dispose();
     for (const socket of upgraded) socket.destroy();
     upgraded.clear();
+    await liveReloadServer.dispose();
   });
-  server.once("close", () => cleanups.get(server)?.());
+  server.once("close", () => void cleanups.get(server)?.());
   // A client that sends garbage gets a 400, never a crash
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy();
@@ -106,8 +111,11 @@ export async function createServer(
   return server;
 }
 
-/** The URL `--open` opens: the `open` option's, or the server's own */
-export async function getOpenURL(mf: MiniflareCore): Promise<string | undefined> {
+/**
+ * The URL `--open` opens: the `open` option's, or the server's own (on the
+ * port `server` listens on, if given: the `port` option may be 0)
+ */
+export async function getOpenURL(mf: MiniflareCore, server?: http.Server): Promise<string | undefined> {
   const plugin = await httpPlugin(mf);
   const open = plugin?.open;
   if (!open) return undefined;
@@ -115,7 +123,9 @@ export async function getOpenURL(mf: MiniflareCore): Promise<string | undefined>
   const protocol = plugin?.httpsEnabled ? "https" : "http";
   const host = plugin?.host;
   const hostname = !host || host === "0.0.0.0" || host === "::" ? "localhost" : host;
-  return `${protocol}://${hostname}:${plugin?.port ?? DEFAULT_PORT}/`;
+  const address = server?.address();
+  const port = typeof address === "object" && address !== null ? address.port : plugin?.port ?? DEFAULT_PORT;
+  return `${protocol}://${hostname}:${port}/`;
 }
 
 /** Starts the server on the HTTPPlugin's host and port */
