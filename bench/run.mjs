@@ -65,7 +65,14 @@ async function loadScenarios() {
     const file = join(SCENARIO_DIR, f);
     const mod = await import(pathToFileURL(file).href);
     if (!mod.meta) throw new BenchError(`scenario ${f} does not export \`meta\``);
-    scenarios.push({ ...mod.meta, name: mod.meta.name ?? f.replace(/\.mjs$/, ""), file });
+    scenarios.push({
+      ...mod.meta,
+      name: mod.meta.name ?? f.replace(/\.mjs$/, ""),
+      file,
+      // Optional hooks: setup() once before the runs, notes(metrics) after them.
+      setup: typeof mod.setup === "function" ? mod.setup : null,
+      reportNotes: typeof mod.notes === "function" ? mod.notes : null,
+    });
   }
   scenarios.sort((a, b) => (a.order ?? 1e9) - (b.order ?? 1e9) || a.name.localeCompare(b.name));
   return scenarios;
@@ -225,7 +232,7 @@ function resolveOurs(opts, mf2) {
 // ---------------------------------------------------------------------------
 // Running children
 
-function runChild(impl, scenario, params) {
+function runChild(impl, scenario, params, implIds) {
   return new Promise((resolvePromise) => {
     const args = [...impl.nodeArgs, scenario.file, impl.entry, JSON.stringify(params)];
     let stdout = "";
@@ -236,7 +243,9 @@ function runChild(impl, scenario, params) {
     const child = spawn(process.execPath, args, {
       cwd: CHILD_CWD,
       stdio: ["ignore", "pipe", "pipe"],
-      env: process.env,
+      // Which side this child is, and which sides this run has (e.g. for a
+      // reference measurement that only needs doing on one side).
+      env: { ...process.env, BENCH_IMPL: impl.id, BENCH_IMPLS: implIds.join(",") },
     });
     const timer = setTimeout(() => {
       timedOut = true;
@@ -294,7 +303,7 @@ async function runScenario(scenario, impls, opts) {
   process.stderr.write(`${scenario.name}: ${warmupRuns ? `${warmupRuns} warm-up + ` : ""}${runs} runs × ${impls.length} impl `);
 
   const once = async (impl, keep) => {
-    const r = await runChild(impl, scenario, params);
+    const r = await runChild(impl, scenario, params, impls.map((i) => i.id));
     for (const n of r.notes ?? []) {
       const key = `${impl.id}: ${n}`;
       notes.set(key, (notes.get(key) ?? 0) + 1);
@@ -327,9 +336,19 @@ async function runScenario(scenario, impls, opts) {
   const metrics = scenario.metrics.map((m) => {
     const stats = {};
     for (const impl of impls) stats[impl.id] = summarize(samples[impl.id].map((s) => s[m.key]));
-    const ratio = stats.mf2 && stats.ours ? stats.ours.median / stats.mf2.median : NaN;
-    return { ...m, mf2: stats.mf2 ?? null, ours: stats.ours ?? null, ratio, pass: error ? null : checkTarget(m.target, ratio) };
+    // A reference metric (e.g. a ceiling measured alongside) compares nothing.
+    const ratio = stats.mf2 && stats.ours && !m.reference ? stats.ours.median / stats.mf2.median : NaN;
+    const pass = error ? null : checkTarget(m.target, ratio, stats.ours?.median);
+    return { ...m, mf2: stats.mf2 ?? null, ours: stats.ours ?? null, ratio, pass };
   });
+  const noteList = [...notes].map(([text, count]) => `${text}${count > 1 ? ` (×${count})` : ""}`);
+  if (scenario.reportNotes) {
+    try {
+      noteList.push(...scenario.reportNotes(metrics));
+    } catch (e) {
+      noteList.push(`notes() failed: ${e?.message ?? e}`);
+    }
+  }
 
   return {
     name: scenario.name,
@@ -339,7 +358,7 @@ async function runScenario(scenario, impls, opts) {
     params,
     durationMs: secs * 1000,
     error,
-    notes: [...notes].map(([text, count]) => `${text}${count > 1 ? ` (×${count})` : ""}`),
+    notes: noteList,
     metrics,
     samples,
   };
@@ -477,6 +496,15 @@ async function main() {
     globalNotes.push(`machine was busy at start (1-min load avg ${loadAvgStart[0]} on ${cpus.length} CPUs); figures may be noisy`);
   }
   if (process.env.NODE_OPTIONS) globalNotes.push(`NODE_OPTIONS was set for all children: ${process.env.NODE_OPTIONS}`);
+
+  for (const s of selected) {
+    if (!s.setup) continue;
+    try {
+      await s.setup({ log, scratch: SCRATCH });
+    } catch (e) {
+      throw new BenchError(`setup of scenario ${s.name} failed: ${e?.message ?? e}`);
+    }
+  }
 
   const scenarioResults = [];
   for (const s of selected) scenarioResults.push(await runScenario(s, impls, opts));

@@ -10,8 +10,11 @@ export function fmtRatio(r) {
   return Number.isFinite(r) ? `${r.toFixed(2)}×` : "—";
 }
 
-export function fmtTarget(t) {
-  return t ? `${t.op} ${t.ratio}×` : "—";
+export function fmtTarget(t, unit) {
+  if (!t) return "—";
+  // An absolute target applies to ours' own median, not to the ratio.
+  if (t.value !== undefined) return `ours ${t.op} ${t.value}${unit ? ` ${unit}` : ""}`;
+  return `${t.op} ${t.ratio}×`;
 }
 
 export function fmtPass(p) {
@@ -30,7 +33,7 @@ export function tableRows(rows) {
           fmt(r.mf2, r.unit),
           fmt(r.ours, r.unit),
           fmtRatio(r.ratio),
-          fmtTarget(r.target),
+          fmtTarget(r.target, r.unit),
           fmtPass(r.pass),
         ]
   );

@@ -13,11 +13,18 @@ export function summarize(values) {
   return { n: v.length, median: median(v), min: v[0], max: v[v.length - 1], mean };
 }
 
-/** Evaluates a ratio target ({ op: "<=" | ">=", ratio }) against ours/mf2. */
-export function checkTarget(target, ratio) {
+/**
+ * Evaluates a target: { op, ratio } against ours/mf2, or { op, value } against
+ * ours' own median (in the metric's unit). op: "<=" | ">=" | "<" | ">".
+ */
+export function checkTarget(target, ratio, oursValue) {
   if (!target) return null;
-  if (!Number.isFinite(ratio)) return null;
-  if (target.op === "<=") return ratio <= target.ratio;
-  if (target.op === ">=") return ratio >= target.ratio;
+  const x = target.value !== undefined ? oursValue : ratio;
+  const limit = target.value !== undefined ? target.value : target.ratio;
+  if (!Number.isFinite(x)) return null;
+  if (target.op === "<=") return x <= limit;
+  if (target.op === ">=") return x >= limit;
+  if (target.op === "<") return x < limit;
+  if (target.op === ">") return x > limit;
   throw new Error(`unknown target op ${target.op}`);
 }
