@@ -8,6 +8,7 @@ export { MiniflareCoreError } from "./plugins/core/errors.js";
 export { BindingsPlugin, Fetcher } from "./plugins/bindings/plugin.js";
 export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
 export { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
+export { WebSocketPlugin } from "./plugins/web-sockets/index.js";
 export {
   AlarmStore,
   DurableObjectError,
@@ -64,4 +65,10 @@ export {
   Navigator,
   atob,
   btoa,
+  WebSocket,
+  WebSocketPair,
+  MessageEvent,
+  CloseEvent,
+  ErrorEvent,
+  coupleWebSocket,
 } from "./standards/index.js";

@@ -4,6 +4,7 @@ import { CorePlugin } from "./plugins/core/plugin.js";
 import { HTTPPlugin } from "./http-server/plugin.js";
 import { KVPlugin } from "./plugins/kv/plugin.js";
 import { DurableObjectsPlugin } from "./plugins/durable-objects/plugin.js";
+import { WebSocketPlugin } from "./plugins/web-sockets/plugin.js";
 
 // Order matters: plugins' globals and bindings are merged in this order, so
 // later ones win. CorePlugin is always first and BindingsPlugin always last
@@ -16,6 +17,7 @@ export const PLUGINS = {
   BuildPlugin,
   KVPlugin,
   DurableObjectsPlugin,
+  WebSocketPlugin,
   BindingsPlugin,
 };
 

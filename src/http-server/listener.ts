@@ -84,7 +84,7 @@ function refuse(res: http.ServerResponse, status: number, message: string): void
 }
 
 /** Why a request can't be served, before it reaches the worker */
-function checkLimits(req: http.IncomingMessage, bodyLimit: number): [number, string] | undefined {
+export function checkLimits(req: http.IncomingMessage, bodyLimit: number): [number, string] | undefined {
   if ((req.url?.length ?? 0) > MAX_URL_SIZE) return [414, "URI Too Long"];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (req.rawHeaders[i].length + req.rawHeaders[i + 1].length > MAX_HEADER_SIZE) {

@@ -4,9 +4,16 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { MiniflareCore } from "../core/core.js";
 import { errorResponse } from "./error-page.js";
-import { type ListenerHooks, MAX_HEADERS_SIZE, createRequestListener } from "./listener.js";
+import { type ListenerHooks, MAX_HEADERS_SIZE, checkLimits, createRequestListener } from "./listener.js";
 import { LIVE_RELOAD_PATH, LiveReloadServer, injectLiveReload } from "./live-reload.js";
-import { DEFAULT_HOST, DEFAULT_PORT, type HTTPPlugin, getAccessibleHosts } from "./plugin.js";
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  type HTTPPlugin,
+  getAccessibleHosts,
+} from "./plugin.js";
+import { closeWorkerWebSockets, handleWorkerUpgrade } from "./websocket.js";
 
 /** What closing a server must also close: upgraded sockets, listeners */
 const cleanups = new WeakMap<http.Server, () => Promise<void>>();
@@ -88,15 +95,19 @@ export async function createServer(
     } catch {
       return refuseUpgrade(socket, 400, "Bad Request");
     }
+    const refused = checkLimits(req, DEFAULT_REQUEST_BODY_LIMIT);
+    if (refused !== undefined) return refuseUpgrade(socket, refused[0], refused[1]);
     if (pathname === LIVE_RELOAD_PATH) {
       if (liveReload) liveReloadServer.handleUpgrade(req, socket, head);
       else refuseUpgrade(socket, 404, "Not Found");
       return;
     }
-    refuseUpgrade(socket, 501, "WebSockets are not supported yet");
+    // Everything else is the worker's (it never throws)
+    void handleWorkerUpgrade(mf, req, socket, head);
   });
   cleanups.set(server, async () => {
     mf.removeEventListener("reload", onReload);
+    closeWorkerWebSockets(mf);
     for (const socket of upgraded) socket.destroy();
     upgraded.clear();
     await liveReloadServer.dispose();

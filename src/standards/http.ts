@@ -795,6 +795,11 @@ export async function fetch(
   await waitForOpenOutputGate();
 
   const req = new Request(input, init);
+  // WebSocket handshakes are made by `ws`, not undici (loaded on first use)
+  if (req.method === "GET" && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+    const { _upgradingFetch } = await import("./websocket-fetch.js");
+    return _upgradingFetch(req);
+  }
   makeHeadersMutable(req.headers);
   // Host is derived from the URL, CF-Connecting-IP is for incoming requests
   req.headers.delete("host");

@@ -10,3 +10,4 @@ export * from "./http.js";
 export * from "./navigator.js";
 export * from "./streams.js";
 export * from "./timers.js";
+export * from "./websocket.js";
