@@ -3,7 +3,8 @@ import zlib from "node:zlib";
 import type { MiniflareCore } from "../core/core.js";
 import { prefixError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import { type Response, _getBodyLength, logResponse } from "../standards/index.js";
+import { Response as ResponseClass, type Response, _getBodyLength, logResponse } from "../standards/index.js";
+import { _takeBodyText } from "../standards/http.js";
 import { DEFAULT_REQUEST_BODY_LIMIT, type HTTPPlugin } from "./plugin.js";
 import { RequestBodyTooLargeError, convertNodeRequest, isLoopback } from "./request.js";
 
@@ -50,6 +51,14 @@ export async function writeResponse(response: Response, res: http.ServerResponse
   }
 
   res.writeHead(response.status, headers);
+  if (encoders.length === 0 && response instanceof ResponseClass) {
+    // A string body goes out in one write, with the headers
+    const text = _takeBodyText(response);
+    if (text !== undefined) {
+      res.end(text);
+      return;
+    }
+  }
   let stream: NodeJS.WritableStream = res;
   for (let i = encoders.length - 1; i >= 0; i--) {
     encoders[i].pipe(stream);

@@ -3,6 +3,7 @@ import type { TLSSocket } from "node:tls";
 import { Readable, Transform } from "node:stream";
 import { randomHex } from "../shared/data.js";
 import { Request, _headersFromIncomingRequest } from "../standards/index.js";
+import { _setRequestCf } from "../standards/http.js";
 import { DEFAULT_CF } from "./cf.js";
 import type { RequestMeta } from "./plugin.js";
 
@@ -63,7 +64,7 @@ export function convertNodeRequest(
   const url = new URL(req.url ?? "/", `${secure ? "https" : "http"}://${req.headers.host ?? "localhost"}`);
   const proto = meta?.forwardedProto ?? "https";
   const ip = meta?.realIp ?? clientIp(req);
-  const cf = meta?.cf ?? DEFAULT_CF;
+  const cf: Record<string, any> = meta?.cf ?? DEFAULT_CF;
 
   // (Drops the hop-by-hop headers that describe the connection to us)
   const headers = _headersFromIncomingRequest(req);
@@ -92,9 +93,17 @@ export function convertNodeRequest(
     method,
     headers,
     body,
-    cf: { ...cf, clientAcceptEncoding },
     redirect: "manual",
     duplex: hasBody ? "half" : undefined,
   } as any);
+  // A copy per request, so a worker changing its cf changes no other's
+  // (two levels deep, as cf objects are; cheaper than Request's deep clone)
+  const copy: Record<string, unknown> = {};
+  for (const key in cf) {
+    const value = cf[key];
+    copy[key] = value !== null && typeof value === "object" && !Array.isArray(value) ? { ...value } : value;
+  }
+  copy.clientAcceptEncoding = clientAcceptEncoding;
+  _setRequestCf(request, copy);
   return { request, url };
 }

@@ -409,7 +409,23 @@ function cloneRequestInit(init: object): RequestInit {
   return result as RequestInit;
 }
 
+let setRequestCf: (request: Request, cf: CfProperties | undefined) => void;
+
+/**
+ * Sets a request's cf object as is, without the deep copy the constructor
+ * makes (the caller made its own). @internal
+ */
+export function _setRequestCf(request: Request, cf: CfProperties | undefined): void {
+  setRequestCf(request, cf);
+}
+
 export class Request extends Body<BaseRequest> {
+  static {
+    setRequestCf = (request, cf) => {
+      request.#cf = cf;
+    };
+  }
+
   #cf?: CfProperties;
 
   constructor(input: RequestInfo, init?: RequestInit | Request) {
@@ -691,6 +707,19 @@ export function _getURLList(res: Response | BaseResponse): URL[] | undefined {
     return res[kResponseInfo]?.urlList ?? innerState(res[_kInner])?.urlList;
   }
   return innerState(res)?.urlList;
+}
+
+/**
+ * A response's body, if it is still the string it was made with: taken,
+ * marking the body used. Lets the server write it without a stream.
+ * @internal
+ */
+export function _takeBodyText(res: Response): string | undefined {
+  const text = res[kTextSource];
+  if (text === undefined) return undefined;
+  res[kTextSource] = undefined;
+  res[kTextUsed] = true;
+  return text;
 }
 
 /** The actual length of a response's body, if known without reading it */
