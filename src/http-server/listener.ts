@@ -65,12 +65,39 @@ export async function writeResponse(response: Response, res: http.ServerResponse
     stream = encoders[i];
   }
   if (response.body !== null) {
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      if (res.destroyed) break; // the client went away
-      if (chunk) stream.write(chunk);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    // Stop reading (and tell the worker's stream) once the client has gone
+    let gone = res.destroyed;
+    const onClose = () => {
+      gone = true;
+      void reader.cancel().catch(() => {});
+    };
+    res.once("close", onClose);
+    try {
+      while (!gone) {
+        const { done, value } = await reader.read();
+        if (done || gone) break;
+        // Backpressure: a slow client slows the stream, rather than the
+        // response piling up in memory
+        if (value && !stream.write(value)) {
+          await new Promise<void>((resolve) => {
+            const resume = () => {
+              stream.off("drain", resume);
+              res.off("close", resume);
+              resolve();
+            };
+            stream.on("drain", resume);
+            res.on("close", resume);
+          });
+        }
+      }
+    } finally {
+      res.off("close", onClose);
+      if (gone) void reader.cancel().catch(() => {});
+      else reader.releaseLock();
     }
   }
-  stream.end();
+  if (!res.destroyed) stream.end();
 }
 
 /** Logs without ever throwing (NoOpLog rethrows errors it's given) */

@@ -235,19 +235,21 @@ export class Body<Inner extends BaseBody = BaseBody> {
       pull: async (controller) => {
         reader ??= body.getReader();
         let { done, value } = await reader.read();
-        while (!done && isBufferSource(value) && value.byteLength === 0) {
+        for (let empty = 1; !done && isBufferSource(value) && value.byteLength === 0; empty++) {
+          // A source that only makes empty chunks mustn't starve the process
+          if (empty % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
           ({ done, value } = await reader.read());
         }
         if (this[kInputGated]) await waitForOpenInputGate();
         if (isBufferSource(value)) {
           if (value.byteLength) {
             let array = bufferSourceToArray(value);
-            // Also copy views into larger buffers (e.g. Node's Buffer pool):
-            // never detach memory we don't own outright
-            if (this[kCloned] || array.byteLength !== array.buffer.byteLength) {
-              // (Buffer#slice would make another view, not a copy)
-              array = Uint8Array.prototype.slice.call(array);
-            }
+            // Enqueuing in a byte stream detaches the chunk's buffer, so
+            // always enqueue a copy: the chunk may be the worker's own (a
+            // stream may enqueue the same buffer again and again, which
+            // works in production), or shared with a clone or Node's Buffer
+            // pool. (Buffer#slice would make another view, not a copy.)
+            array = Uint8Array.prototype.slice.call(array);
             controller.enqueue(array as Uint8Array<ArrayBuffer>);
           }
         } else if (value) {
