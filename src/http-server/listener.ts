@@ -144,13 +144,14 @@ export interface ListenerHooks {
   ): Promise<ErrorPage>;
 }
 
-/** The plain-text 500: the stack, unless the client isn't this machine */
+/** A response to a request the worker threw on */
 interface ErrorPage {
   status: number;
   headers: Record<string, string>;
   body: string;
 }
 
+/** The plain-text 500: the stack, unless the client isn't this machine */
 async function plainError(error: any, _req: http.IncomingMessage, showStack: boolean): Promise<ErrorPage> {
   return {
     status: 500,
