@@ -642,7 +642,9 @@ export class DurableObjectStorage {
     closure: (txn: DurableObjectTransaction) => Promise<T>,
     options?: DurableObjectPutOptions
   ): Promise<T> {
-    const attempt = async (): Promise<{ done: true; result: T } | { done: false }> => {
+    type Done = { done: true; result: T; confirmed?: Promise<void> };
+    type Attempt = Done | { done: false };
+    const attempt = async (): Promise<Attempt> => {
       const txn = new DurableObjectTransaction(this, this.#commitCount);
       // The closure's own writes go to the transaction, not the object's
       // output gate: nothing it sends should wait for them
@@ -654,27 +656,40 @@ export class DurableObjectStorage {
         txn[kCommitted] = true;
       }
       if (txn[kRolledBack]) return { done: true, result };
-      // Validate and stage synchronously: no other write can interleave
+      // Validate and stage synchronously: no other write can interleave.
+      // Once staged, the writes are visible to later reads (and later
+      // transactions): only their confirmation is still to come.
       if (this.#conflicts(txn[kStartCount], txn[kReadSet])) return { done: false };
-      if (txn[kOverlay].size > 0) await this.#stage(txn[kOverlay]).done;
-      return { done: true, result };
+      const confirmed = txn[kOverlay].size > 0 ? this.#stage(txn[kOverlay]).done : undefined;
+      return { done: true, result, confirmed };
     };
     const run = async (): Promise<T> => {
       const first = await attempt();
-      if (first.done) return first.result;
-      // Conflicted: retry one at a time, so n concurrent transactions on the
-      // same keys take about 2n attempts instead of n²/2
-      const retry = async (): Promise<T> => {
-        for (;;) {
-          const next = await attempt();
-          if (next.done) return next.result;
+      let outcome: Done;
+      if (first.done) {
+        outcome = first;
+      } else {
+        // Conflicted: retry one at a time, so n concurrent transactions on
+        // the same keys take about 2n attempts instead of n²/2. A retry
+        // holds the others back only until its writes are staged, not
+        // until they're confirmed, so their flushes coalesce.
+        const retry = async (): Promise<Done> => {
+          for (;;) {
+            const next = await attempt();
+            if (next.done) return next;
+          }
+        };
+        const held = retryingStorage.getStore();
+        if (held?.has(this)) {
+          outcome = await retry();
+        } else {
+          const inside = new Set(held);
+          inside.add(this);
+          outcome = await this.#retryMutex.runWith(() => retryingStorage.run(inside, retry));
         }
-      };
-      const held = retryingStorage.getStore();
-      if (held?.has(this)) return retry();
-      const inside = new Set(held);
-      inside.add(this);
-      return this.#retryMutex.runWith(() => retryingStorage.run(inside, retry));
+      }
+      await outcome.confirmed;
+      return outcome.result;
     };
     return waitUntilOnOutputGate(
       runWithInputGateClosed(run, options?.allowConcurrency),
