@@ -67,12 +67,13 @@ export async function writeResponse(response: Response, res: http.ServerResponse
   if (response.body !== null) {
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     // Stop reading (and tell the worker's stream) once the client has gone
-    let gone = res.destroyed;
+    let gone = false;
     const onClose = () => {
       gone = true;
       void reader.cancel().catch(() => {});
     };
     res.once("close", onClose);
+    if (res.destroyed) onClose();
     try {
       while (!gone) {
         const { done, value } = await reader.read();
@@ -93,8 +94,8 @@ export async function writeResponse(response: Response, res: http.ServerResponse
       }
     } finally {
       res.off("close", onClose);
-      if (gone) void reader.cancel().catch(() => {});
-      else reader.releaseLock();
+      // (If the client went away, onClose has cancelled the stream)
+      if (!gone) reader.releaseLock();
     }
   }
   if (!res.destroyed) stream.end();

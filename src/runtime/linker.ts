@@ -96,39 +96,42 @@ export class ModuleLinker implements ModuleHost {
    * by the entry's graph) and returns its namespace
    */
   async runFile(filePath: string): Promise<object> {
-    let record = this.#records.get(filePath);
-    if (record === undefined) {
-      const code = this.#read(filePath).toString("utf8");
-      const created: ModuleRecord[] = [];
-      record = new SourceTextRecord(filePath, code, this.#realm, this);
-      this.#records.set(filePath, record);
-      created.push(record);
-      try {
-        this.#loadRequests(record, created);
-        this.#link(created);
-      } catch (e) {
-        for (const failed of created) this.#records.delete(failed.id);
-        throw e;
-      }
-    }
+    const record =
+      this.#records.get(filePath) ??
+      this.#loadGraph((created) => {
+        const code = this.#read(filePath).toString("utf8");
+        const entry = new SourceTextRecord(filePath, code, this.#realm, this);
+        this.#records.set(filePath, entry);
+        created.push(entry);
+        this.#loadRequests(entry, created);
+        return entry;
+      });
     await this.#evaluate(record);
     return record.namespace!;
   }
 
   /** `import()`: rejects (via the caller's async function) on any failure */
   async import(specifier: string, referrer: ModuleRecord): Promise<object> {
+    const record = this.#loadGraph((created) => this.#load(specifier, referrer, created));
+    await this.#evaluate(record);
+    return record.namespace!;
+  }
+
+  /**
+   * Loads (with `load`, which pushes the records it creates to `created`)
+   * and links a part of the graph. On failure, forgets that part, so another
+   * attempt retries it.
+   */
+  #loadGraph(load: (created: ModuleRecord[]) => ModuleRecord): ModuleRecord {
     const created: ModuleRecord[] = [];
-    let record: ModuleRecord;
     try {
-      record = this.#load(specifier, referrer, created);
+      const record = load(created);
       this.#link(created);
+      return record;
     } catch (e) {
-      // Forget the failed part of the graph, so another import() retries it
       for (const failed of created) this.#records.delete(failed.id);
       throw e;
     }
-    await this.#evaluate(record);
-    return record.namespace!;
   }
 
   #errorBase(referrer: string, specifier: string): string {

@@ -125,19 +125,12 @@ export class MemoryStorage extends Storage implements ListSource<unknown> {
   }
 
   async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
-    // All or nothing: serialise every entry before storing any
-    const entries = data.map(([key, { value, expiration, metadata }]) => {
-      const json = metadata === undefined ? undefined : JSON.stringify(metadata);
-      return [key, { value: copy(value), expiration, metadata: json }] as const;
-    });
-    for (const [key, entry] of entries) {
-      if (!this.#map.has(key)) sortedKeys.delete(this.#map);
-      this.#map.set(key, entry);
-    }
+    return this.applyBatch(data, []);
   }
 
   async applyBatch(puts: [key: string, value: StoredValueMeta][], deletes: string[]): Promise<void> {
-    // Synchronous, so nothing sees half of it
+    // All or nothing: serialise every entry before storing any, and store
+    // synchronously, so nothing sees half of it
     const entries = puts.map(([key, { value, expiration, metadata }]) => {
       const json = metadata === undefined ? undefined : JSON.stringify(metadata);
       return [key, { value: copy(value), expiration, metadata: json }] as const;

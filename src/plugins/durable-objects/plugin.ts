@@ -145,7 +145,6 @@ export class DurableObjectsPlugin
   /** Resolves once reload() has found the classes */
   #loaded?: Promise<void>;
   #resolveLoaded?: () => void;
-  #loadError?: unknown;
 
   constructor(ctx: PluginContext, options?: DurableObjectsOptions) {
     super(ctx);

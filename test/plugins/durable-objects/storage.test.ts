@@ -4,25 +4,16 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { deserialize, serialize } from "node:v8";
+import { serialize } from "node:v8";
 import { Redis } from "ioredis";
 import { DurableObjectError } from "../../../src/plugins/durable-objects/errors.js";
+import { type Call, TestAlarms, TestStorage, WRITE_METHODS, tryDeserialize } from "./helpers.js";
 import {
-  type AlarmBridge,
   DurableObjectStorage,
   type DurableObjectStorageOptions,
   kAlarmExists,
 } from "../../../src/plugins/durable-objects/storage.js";
-import {
-  type RangeOptions,
-  Storage,
-  type StorageListOptions,
-  type StorageListResult,
-  type StoredKeyMeta,
-  type StoredMeta,
-  type StoredValueMeta,
-  type StoredValueMetaRange,
-} from "../../../src/shared/storage.js";
+import type { StoredValueMeta } from "../../../src/shared/storage.js";
 import { InputGate, OutputGate } from "../../../src/shared/sync/gate.js";
 import { FileStorage } from "../../../src/storage/file.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
@@ -36,114 +27,6 @@ import { useTmp } from "../../helpers/tmp.js";
 // ---------------------------------------------------------------------------
 
 const crashChild = fileURLToPath(new URL("./crash-child.js", import.meta.url));
-
-interface Call {
-  method: string;
-  keys: string[];
-  /** Deserialised values, for putMany and put */
-  values?: unknown[];
-}
-
-/**
- * A backend (MemoryStorage unless given another) that records every call
- * and lets a test hold or fail any of them through `hook`, which runs
- * before the call reaches the inner storage
- */
-class TestStorage extends Storage {
-  readonly calls: Call[] = [];
-  hook?: (call: Call) => Promise<void> | void;
-
-  constructor(readonly inner: Storage = new MemoryStorage()) {
-    super();
-  }
-
-  async #enter(method: string, keys: string[], values?: unknown[]): Promise<void> {
-    const call: Call = { method, keys, values };
-    this.calls.push(call);
-    await this.hook?.(call);
-  }
-
-  callsOf(method: string): Call[] {
-    return this.calls.filter((call) => call.method === method);
-  }
-
-  async has(key: string): Promise<boolean> {
-    await this.#enter("has", [key]);
-    return this.inner.has(key);
-  }
-  async head<Meta = unknown>(key: string): Promise<StoredMeta<Meta> | undefined> {
-    await this.#enter("head", [key]);
-    return this.inner.head<Meta>(key);
-  }
-  async get<Meta = unknown>(key: string, skipMetadata?: boolean): Promise<StoredValueMeta<Meta> | undefined> {
-    await this.#enter("get", [key]);
-    return this.inner.get<Meta>(key, skipMetadata);
-  }
-  async getRange<Meta = unknown>(
-    key: string,
-    range?: RangeOptions,
-    skipMetadata?: boolean
-  ): Promise<StoredValueMetaRange<Meta> | undefined> {
-    await this.#enter("getRange", [key]);
-    return this.inner.getRange<Meta>(key, range, skipMetadata);
-  }
-  async put<Meta = unknown>(key: string, value: StoredValueMeta<Meta>): Promise<void> {
-    await this.#enter("put", [key]);
-    return this.inner.put(key, value);
-  }
-  async delete(key: string): Promise<boolean> {
-    await this.#enter("delete", [key]);
-    return this.inner.delete(key);
-  }
-  async list<Meta = unknown>(
-    options?: StorageListOptions,
-    skipMetadata?: boolean
-  ): Promise<StorageListResult<StoredKeyMeta<Meta>>> {
-    await this.#enter("list", []);
-    return this.inner.list<Meta>(options, skipMetadata);
-  }
-  async hasMany(keys: string[]): Promise<number> {
-    await this.#enter("hasMany", [...keys]);
-    return this.inner.hasMany(keys);
-  }
-  async getMany<Meta = unknown>(keys: string[], skipMetadata?: boolean): Promise<(StoredValueMeta<Meta> | undefined)[]> {
-    await this.#enter("getMany", [...keys]);
-    return this.inner.getMany<Meta>(keys, skipMetadata);
-  }
-  async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
-    await this.#enter(
-      "putMany",
-      data.map(([key]) => key),
-      data.map(([, { value }]) => tryDeserialize(value))
-    );
-    return this.inner.putMany(data);
-  }
-  async deleteMany(keys: string[]): Promise<number> {
-    await this.#enter("deleteMany", [...keys]);
-    return this.inner.deleteMany(keys);
-  }
-}
-
-function tryDeserialize(value: Uint8Array): unknown {
-  try {
-    return deserialize(value);
-  } catch {
-    return "<undecodable>";
-  }
-}
-
-const WRITE_METHODS = new Set(["put", "putMany", "delete", "deleteMany", "has", "hasMany"]);
-
-/** An alarm bridge recording what it is asked to do */
-class TestAlarms implements AlarmBridge {
-  readonly calls: (number | "delete")[] = [];
-  async setAlarm(scheduledTime: number): Promise<void> {
-    this.calls.push(scheduledTime);
-  }
-  async deleteAlarm(): Promise<void> {
-    this.calls.push("delete");
-  }
-}
 
 interface Setup {
   backend: TestStorage;

@@ -3,114 +3,21 @@ import path from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  type AlarmBridge,
   DurableObjectStorage,
   type DurableObjectStorageOptions,
   type DurableObjectTransaction,
   kAlarmExists,
 } from "../../../src/plugins/durable-objects/storage.js";
-import {
-  type RangeOptions,
-  Storage,
-  type StorageListOptions,
-  type StorageListResult,
-  type StoredKeyMeta,
-  type StoredMeta,
-  type StoredValueMeta,
-  type StoredValueMetaRange,
-} from "../../../src/shared/storage.js";
 import { InputGate, OutputGate } from "../../../src/shared/sync/gate.js";
 import { FileStorage } from "../../../src/storage/file.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
 import { deferred, flushTurns, track } from "../../helpers/sync.js";
+import { TestAlarms, TestStorage } from "./helpers.js";
 import { useTmp } from "../../helpers/tmp.js";
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-interface Call {
-  method: string;
-  keys: string[];
-}
-
-/** A backend over MemoryStorage that records every call and can hold them */
-class TestStorage extends Storage {
-  readonly calls: Call[] = [];
-  hook?: (call: Call) => Promise<void> | void;
-
-  constructor(readonly inner: Storage = new MemoryStorage()) {
-    super();
-  }
-
-  async #enter(method: string, keys: string[]): Promise<void> {
-    const call = { method, keys };
-    this.calls.push(call);
-    await this.hook?.(call);
-  }
-
-  callsOf(method: string): Call[] {
-    return this.calls.filter((call) => call.method === method);
-  }
-
-  async has(key: string): Promise<boolean> {
-    await this.#enter("has", [key]);
-    return this.inner.has(key);
-  }
-  async head<Meta = unknown>(key: string): Promise<StoredMeta<Meta> | undefined> {
-    await this.#enter("head", [key]);
-    return this.inner.head<Meta>(key);
-  }
-  async get<Meta = unknown>(key: string, skipMetadata?: boolean): Promise<StoredValueMeta<Meta> | undefined> {
-    await this.#enter("get", [key]);
-    return this.inner.get<Meta>(key, skipMetadata);
-  }
-  async getRange<Meta = unknown>(
-    key: string,
-    range?: RangeOptions,
-    skipMetadata?: boolean
-  ): Promise<StoredValueMetaRange<Meta> | undefined> {
-    await this.#enter("getRange", [key]);
-    return this.inner.getRange<Meta>(key, range, skipMetadata);
-  }
-  async put<Meta = unknown>(key: string, value: StoredValueMeta<Meta>): Promise<void> {
-    await this.#enter("put", [key]);
-    return this.inner.put(key, value);
-  }
-  async delete(key: string): Promise<boolean> {
-    await this.#enter("delete", [key]);
-    return this.inner.delete(key);
-  }
-  async list<Meta = unknown>(
-    options?: StorageListOptions,
-    skipMetadata?: boolean
-  ): Promise<StorageListResult<StoredKeyMeta<Meta>>> {
-    await this.#enter("list", []);
-    return this.inner.list<Meta>(options, skipMetadata);
-  }
-  async getMany<Meta = unknown>(keys: string[], skipMetadata?: boolean): Promise<(StoredValueMeta<Meta> | undefined)[]> {
-    await this.#enter("getMany", [...keys]);
-    return this.inner.getMany<Meta>(keys, skipMetadata);
-  }
-  async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
-    await this.#enter("putMany", data.map(([key]) => key));
-    return this.inner.putMany(data);
-  }
-  async deleteMany(keys: string[]): Promise<number> {
-    await this.#enter("deleteMany", [...keys]);
-    return this.inner.deleteMany(keys);
-  }
-}
-
-class TestAlarms implements AlarmBridge {
-  readonly calls: (number | "delete")[] = [];
-  async setAlarm(scheduledTime: number): Promise<void> {
-    this.calls.push(scheduledTime);
-  }
-  async deleteAlarm(): Promise<void> {
-    this.calls.push("delete");
-  }
-}
 
 function setup(options: DurableObjectStorageOptions = {}) {
   const backend = new TestStorage();
