@@ -40,9 +40,11 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// The spec reporter repeats every failure at the end of its output, where a
+// CI log's tail shows it
 const result = spawnSync(
   process.execPath,
-  ["--test", "--test-concurrency=2", ...files],
+  ["--test", "--test-concurrency=2", "--test-reporter=spec", ...files],
   { cwd: root, stdio: "inherit", env: { ...process.env, NODE_ENV: "test" } }
 );
 process.exit(result.status ?? 1);

@@ -6,6 +6,11 @@ const DEBOUNCE = 50; /* ms */
 
 export type WatcherCallback = (path: string) => void;
 
+export interface WatcherOptions {
+  /** How often files are polled, in ms (250 unless given) */
+  pollInterval?: number;
+}
+
 /** What a file looks like: a change of either means it changed */
 function signature(filePath: string): string {
   try {
@@ -40,9 +45,11 @@ export class Watcher {
   /** Each watched file's signature when last reported (or first watched) */
   readonly #seen = new Map<string, string>();
   readonly #directories = new Map<string, DirectoryWatch>();
+  readonly #pollInterval: number;
 
-  constructor(callback: WatcherCallback) {
+  constructor(callback: WatcherCallback, options: WatcherOptions = {}) {
     this.#callback = callback;
+    this.#pollInterval = options.pollInterval ?? POLL_INTERVAL;
   }
 
   #changed(watched: string): void {
@@ -119,7 +126,7 @@ export class Watcher {
             this.#changed(watched);
           }
         };
-        fs.watchFile(watched, { interval: POLL_INTERVAL }, listener);
+        fs.watchFile(watched, { interval: this.#pollInterval }, listener);
         this.#watched.set(watched, () => {
           fs.unwatchFile(watched, listener);
           this.#unwatchDirectoryOf(watched);

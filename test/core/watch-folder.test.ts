@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Watcher } from "../../src/core/watch.js";
+import { useTmp, writeFiles } from "../helpers/tmp.js";
+
+// These tests assert what is noticed and how often, never how fast: with
+// polling made too slow to matter, only the folder watch can notice a change
+// inside the (generous) deadline.
+const DEADLINE = 5_000; /* ms */
+const SLOW_POLL = 60_000; /* ms */
+
+async function waitFor(condition: () => boolean): Promise<boolean> {
+  const end = Date.now() + DEADLINE;
+  while (!condition()) {
+    if (Date.now() > end) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+test("Watcher: the folder watch notices each change without polling, and reports it once", async (t) => {
+  const tmp = await useTmp(t);
+  const file = path.join(tmp, "worker.mjs");
+  await writeFiles(tmp, { "worker.mjs": "// v0\n" });
+  const reports: string[] = [];
+  const watcher = new Watcher((changed) => reports.push(changed), { pollInterval: SLOW_POLL });
+  t.after(() => watcher.dispose());
+  watcher.watch([file]);
+  await sleep(50);
+
+  for (let i = 1; i <= 4; i++) {
+    await fs.writeFile(file, `// v${i}\n`.repeat(i));
+    assert.ok(await waitFor(() => reports.length === i), `change ${i} reported`);
+    // fs.watch often fires twice for one write: still one report
+    await sleep(300);
+    assert.equal(reports.length, i, `change ${i} reported once`);
+  }
+  assert.ok(reports.every((report) => report === file));
+});
+
+test("Watcher: a change seen by both the folder watch and the poller is reported once", async (t) => {
+  const tmp = await useTmp(t);
+  const file = path.join(tmp, "worker.mjs");
+  await writeFiles(tmp, { "worker.mjs": "// v0\n" });
+  const reports: string[] = [];
+  const watcher = new Watcher((changed) => reports.push(changed), { pollInterval: 50 });
+  t.after(() => watcher.dispose());
+  watcher.watch([file]);
+  await sleep(50);
+
+  for (let i = 1; i <= 4; i++) {
+    await fs.writeFile(file, `// v${i}\n`.repeat(i));
+    assert.ok(await waitFor(() => reports.length === i), `change ${i} reported`);
+    // Many polls later, the poller has seen the same change too
+    await sleep(400);
+    assert.equal(reports.length, i, `change ${i} reported once`);
+  }
+});
+
+test("Watcher: an editor's save by rename is noticed without polling", async (t) => {
+  const tmp = await useTmp(t);
+  const file = path.join(tmp, "worker.mjs");
+  await writeFiles(tmp, { "worker.mjs": "// v0\n" });
+  const reports: string[] = [];
+  const watcher = new Watcher((changed) => reports.push(changed), { pollInterval: SLOW_POLL });
+  t.after(() => watcher.dispose());
+  watcher.watch([file]);
+  await sleep(50);
+
+  // Write a temporary file, then rename it over the watched one
+  const temp = path.join(tmp, ".worker.mjs.swp");
+  await fs.writeFile(temp, "// v1 saved by rename\n");
+  await fs.rename(temp, file);
+  assert.ok(await waitFor(() => reports.length === 1), "save by rename reported");
+  assert.deepEqual(reports, [file]);
+
+  // And later changes to the new file still are
+  await sleep(300);
+  await fs.writeFile(file, "// v2, longer than before\n");
+  assert.ok(await waitFor(() => reports.length === 2), "later change reported");
+  assert.deepEqual(reports, [file, file]);
+});
