@@ -7,7 +7,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { browserSkipReason, launchBrowser, usePage } from "../helpers/browser.js";
+import { launchBrowser, usePage } from "../helpers/browser.js";
 import { rootPath } from "../helpers/fixtures.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
@@ -80,7 +80,7 @@ function htmlWorker(heading: string): string {
 `;
 }
 
-describe("miniflare --live-reload in Chromium", { skip: browserSkipReason }, browserSkipReason ? () => {} : () => {
+describe("miniflare --live-reload in Chromium", () => {
   let browser: Browser;
   before(async () => {
     browser = await launchBrowser();

@@ -6,7 +6,7 @@ import vm from "node:vm";
 import type { Browser } from "playwright-core";
 import { type ErrorPageRequest, errorResponse } from "../../src/http-server/error-page.js";
 import { LIVE_RELOAD_PATH, LIVE_RELOAD_SCRIPT, LiveReloadServer } from "../../src/http-server/live-reload.js";
-import { browserSkipReason, launchBrowser, usePage } from "../helpers/browser.js";
+import { launchBrowser, usePage } from "../helpers/browser.js";
 
 const BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
@@ -217,7 +217,7 @@ async function serveErrors(t: TestContext, error: unknown): Promise<ErrorServer>
   };
 }
 
-describe("error page in Chromium", { skip: browserSkipReason }, browserSkipReason ? () => {} : () => {
+describe("error page in Chromium", () => {
   let browser: Browser;
   before(async () => {
     browser = await launchBrowser();

@@ -14,7 +14,7 @@ import {
   injectLiveReload,
 } from "../../src/http-server/live-reload.js";
 import { Response, kWaitUntil } from "../../src/standards/http.js";
-import { browserSkipReason, launchBrowser, usePage } from "../helpers/browser.js";
+import { launchBrowser, usePage } from "../helpers/browser.js";
 import { streamText, utf8Encode } from "../helpers/http.js";
 import { deferred } from "../helpers/sync.js";
 
@@ -436,7 +436,7 @@ async function servePage(t: TestContext): Promise<PageServer> {
   };
 }
 
-describe("live reload in Chromium", { skip: browserSkipReason }, browserSkipReason ? () => {} : () => {
+describe("live reload in Chromium", () => {
   let browser: Browser;
   before(async () => {
     browser = await launchBrowser();
