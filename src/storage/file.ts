@@ -14,8 +14,10 @@
 // comes first, so `cat` shows it. Files without the trailer (written by hand
 // or by Miniflare 2 for plain keys) read as a bare value.
 //
-// Writes are not fsync'ed: a killed process never tears an entry, but an
-// operating-system crash or power cut may lose the latest writes.
+// Writes are durable when they resolve: the temporary file is fsync'ed
+// before the rename, and the directory after it (and after an unlink), so
+// an operating-system crash or power cut loses no acknowledged write.
+// Concurrent writes share their directory flushes.
 import { createHash } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -166,10 +168,27 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return results;
 }
 
+// Windows can't open a directory to flush it (and NTFS journals renames)
+const canSyncDirectories = process.platform !== "win32";
+
+/** Flushes a directory's entries (new, renamed and removed names) to disk */
+async function syncDirectory(dir: string): Promise<void> {
+  if (!canSyncDirectories) return;
+  const handle = await fs.open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export class FileStorage extends Storage implements ListSource<unknown> {
   readonly #root: string;
   readonly #clock: Clock;
   #tempSwept = false;
+  /** The directory flush under way, and the one queued behind it */
+  #rootSync?: Promise<void>;
+  #nextRootSync?: Promise<void>;
 
   /** `root` is the namespace's directory, created on the first write */
   constructor(root: string, clock: Clock = defaultClock) {
@@ -280,14 +299,50 @@ export class FileStorage extends Storage implements ListSource<unknown> {
     }
   }
 
-  async #write(file: string, chunks: Uint8Array[]): Promise<void> {
+  /**
+   * Flushes the namespace directory. A caller must get a flush that starts
+   * after its own rename or unlink: one already under way may have missed
+   * it, so callers arriving then share the next one.
+   */
+  #syncRoot(): Promise<void> {
+    if (this.#rootSync === undefined) {
+      const sync = syncDirectory(this.#root)
+        .catch((e) => {
+          throw this.#hidePaths(e);
+        })
+        .finally(() => {
+          if (this.#rootSync === sync) this.#rootSync = undefined;
+        });
+      this.#rootSync = sync;
+      return sync;
+    }
+    if (this.#nextRootSync === undefined) {
+      const next = this.#rootSync
+        .catch(() => {})
+        .then(() => {
+          this.#nextRootSync = undefined;
+          return this.#syncRoot();
+        });
+      this.#nextRootSync = next;
+    }
+    return this.#nextRootSync;
+  }
+
+  /** Creates the namespace directory, durably: its parents learn its name */
+  async #createRoot(): Promise<void> {
+    // The topmost directory that doesn't exist yet
+    const first = await fs.mkdir(this.#root, { recursive: true });
+    if (first !== undefined && canSyncDirectories) await syncDirectory(path.dirname(first));
+  }
+
+  async #write(file: string, chunks: Uint8Array[], syncRoot = true): Promise<void> {
     const temp = path.join(this.#root, `.tmp-${process.pid}-${++tempCounter}-${randomHex()}`);
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(temp, "wx");
     } catch (e: any) {
       if (e?.code !== "ENOENT") throw this.#hidePaths(e);
-      await fs.mkdir(this.#root, { recursive: true }).catch((e) => {
+      await this.#createRoot().catch((e) => {
         throw this.#hidePaths(e);
       });
       handle = await fs.open(temp, "wx").catch((e) => {
@@ -303,6 +358,7 @@ export class FileStorage extends Storage implements ListSource<unknown> {
             written += bytesWritten;
           }
         }
+        await handle.datasync();
       } finally {
         await handle.close();
       }
@@ -311,6 +367,7 @@ export class FileStorage extends Storage implements ListSource<unknown> {
       await fs.rm(temp, { force: true });
       throw this.#hidePaths(e);
     }
+    if (syncRoot) await this.#syncRoot();
   }
 
   async has(key: string): Promise<boolean> {
@@ -353,7 +410,8 @@ export class FileStorage extends Storage implements ListSource<unknown> {
   async putMany<Meta = unknown>(data: [key: string, value: StoredValueMeta<Meta>][]): Promise<void> {
     // Encode every entry before writing any, so a bad one writes nothing
     const entries = data.map(([key, value]) => [this.#path(key), encodeEntry(key, value)] as const);
-    await Promise.all(entries.map(([file, chunks]) => this.#write(file, chunks)));
+    await Promise.all(entries.map(([file, chunks]) => this.#write(file, chunks, false)));
+    if (entries.length > 0) await this.#syncRoot();
   }
 
   async delete(key: string): Promise<boolean> {
@@ -367,6 +425,7 @@ export class FileStorage extends Storage implements ListSource<unknown> {
       if (isMissing(e)) return false;
       throw this.#hidePaths(e);
     }
+    await this.#syncRoot();
     return true;
   }
 

@@ -19,7 +19,7 @@ import { rootPath as repoRoot } from "../helpers/fixtures.js";
 import { useServer } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
-import { redisSkipReason, startRedisServer } from "../helpers/redis.js";
+import { startRedisServer } from "../helpers/redis.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 // Measured with Miniflare 2.14.4 for the binding name "OBJ"
@@ -776,7 +776,7 @@ test("Miniflare: Durable Objects: 200 concurrent get/put and transaction() incre
   assert.equal(await text(again, "http://localhost/get?key=txn"), "200");
 });
 
-test("Miniflare: Durable Objects: 200 concurrent get/put and transaction() increments, on Redis", { skip: redisSkipReason }, async (t) => {
+test("Miniflare: Durable Objects: 200 concurrent get/put and transaction() increments, on Redis", async (t) => {
   const server = await startRedisServer();
   t.after(() => server.stop());
   const mf = new Miniflare({ script: COUNTER_SCRIPT, durableObjects: { COUNTER: "Counter" }, durableObjectsPersist: server.url });

@@ -4,7 +4,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { KVNamespace, Miniflare } from "../../src/index.js";
 import { useMiniflare, useMiniflareWithHandler } from "../helpers/miniflare.js";
-import { redisSkipReason, startRedisServer } from "../helpers/redis.js";
+import { startRedisServer } from "../helpers/redis.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 import { IN_REQUEST_MESSAGE } from "./util.js";
 
@@ -367,7 +367,7 @@ test("Miniflare: KV: two instances persisting to the same directory see each oth
   );
 });
 
-test("Miniflare: KV: kvPersist to a redis:// URL", { skip: redisSkipReason }, async (t) => {
+test("Miniflare: KV: kvPersist to a redis:// URL", async (t) => {
   const server = await startRedisServer();
   t.after(() => server.stop());
   const url = server.url;

@@ -13,7 +13,7 @@ import {
 import { encodeName, FileStorage } from "../../src/storage/file.js";
 import { MemoryStorage } from "../../src/storage/memory.js";
 import { RedisStorage } from "../../src/storage/redis.js";
-import { redisSkipReason, startRedisServer } from "../helpers/redis.js";
+import { startRedisServer } from "../helpers/redis.js";
 import { useTmp } from "../helpers/tmp.js";
 import { adversarialKeys, names, text, utf8 } from "./contract.js";
 
@@ -99,7 +99,7 @@ describe("VariedStorageFactory", () => {
     }
   });
 
-  test("a redis:// URL: RedisStorage", { skip: redisSkipReason }, async () => {
+  test("a redis:// URL: RedisStorage", async () => {
     const server = await startRedisServer();
     const factory = new VariedStorageFactory();
     const connection = new Redis(server.url);
@@ -168,7 +168,7 @@ describe("PluginStorageFactory", () => {
     assert.deepEqual(names(await storage.list()), ["key"]);
   });
 
-  test("a redis:// URL: namespaces are prefixed with the plugin's name", { skip: redisSkipReason }, async () => {
+  test("a redis:// URL: namespaces are prefixed with the plugin's name", async () => {
     const server = await startRedisServer();
     const inner = new VariedStorageFactory();
     const connection = new Redis(server.url);

@@ -25,7 +25,7 @@ import { Response } from "../../../src/standards/http.js";
 import { PluginStorageFactory, VariedStorageFactory } from "../../../src/storage/factory.js";
 import { assertRejectsMiniflare } from "../../helpers/errors.js";
 import { TestLog } from "../../helpers/log.js";
-import { redisSkipReason, startRedisServer } from "../../helpers/redis.js";
+import { startRedisServer } from "../../helpers/redis.js";
 import { deferred, flushTurns } from "../../helpers/sync.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
 
@@ -507,7 +507,7 @@ test("DurableObjectsPlugin: persist: true uses .mf/do in the working directory",
   assert.equal(await text(second.env.OBJ.get(id).fetch("http://localhost/")), "persisted");
 });
 
-test("DurableObjectsPlugin: persist: redis:// URL", { skip: redisSkipReason }, async (t) => {
+test("DurableObjectsPlugin: persist: redis:// URL", async (t) => {
   const server = await startRedisServer();
   t.after(() => server.stop());
   const options = { durableObjects: { OBJ: "Obj" }, durableObjectsPersist: server.url };

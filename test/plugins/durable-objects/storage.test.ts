@@ -18,7 +18,7 @@ import { InputGate, OutputGate } from "../../../src/shared/sync/gate.js";
 import { FileStorage } from "../../../src/storage/file.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
 import { RedisStorage } from "../../../src/storage/redis.js";
-import { type RedisServer, redisSkipReason, startRedisServer } from "../../helpers/redis.js";
+import { type RedisServer, startRedisServer } from "../../helpers/redis.js";
 import { type Deferred, deferred, flushTurns, track } from "../../helpers/sync.js";
 import { useTmp } from "../../helpers/tmp.js";
 
@@ -1261,7 +1261,7 @@ test("DurableObjectStorage: files: every production-valid key works, across rest
   await checkProductionKeys(() => new DurableObjectStorage(new FileStorage(root), { journal: true }));
 });
 
-describe("redis", { skip: redisSkipReason }, redisSkipReason ? () => {} : () => {
+describe("redis", () => {
   let server: RedisServer | undefined;
   let connection: Redis;
   let namespaces = 0;
