@@ -3,6 +3,7 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import type { Storage, StorageFactory } from "../shared/storage.js";
 import { encodeName, FileStorage } from "./file.js";
+import { acquireLock, releaseLock } from "./lock.js";
 import { type MemoryEntry, MemoryStorage } from "./memory.js";
 import { RedisStorage } from "./redis.js";
 
@@ -13,11 +14,13 @@ const require = createRequire(import.meta.url);
  * Chooses a backend from a persist option: memory when unset or false, Redis
  * for a redis:// or rediss:// URL, otherwise files under that directory.
  * Memory storages and Redis connections live as long as the factory, so
- * in-memory data survives reloads.
+ * in-memory data survives reloads. A persist directory is locked against
+ * other processes from its first use until dispose().
  */
 export class VariedStorageFactory implements StorageFactory {
   readonly #memoryStorages: Map<string, MemoryStorage>;
   readonly #redisConnections: Map<string, Redis>;
+  readonly #lockedDirectories = new Set<string>();
 
   constructor(
     memoryStorages = new Map<string, MemoryStorage>(),
@@ -52,10 +55,17 @@ export class VariedStorageFactory implements StorageFactory {
       }
       return new RedisStorage(connection, namespace);
     }
-    return new FileStorage(namespaceDirectory(persist, namespace));
+    const directory = path.resolve(persist);
+    if (!this.#lockedDirectories.has(directory)) {
+      acquireLock(directory);
+      this.#lockedDirectories.add(directory);
+    }
+    return new FileStorage(namespaceDirectory(directory, namespace));
   }
 
   async dispose(): Promise<void> {
+    for (const directory of this.#lockedDirectories) releaseLock(directory);
+    this.#lockedDirectories.clear();
     const connections = [...this.#redisConnections.values()];
     this.#redisConnections.clear();
     await Promise.all(

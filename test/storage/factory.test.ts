@@ -11,6 +11,7 @@ import {
   pluginStorageName,
 } from "../../src/storage/factory.js";
 import { encodeName, FileStorage } from "../../src/storage/file.js";
+import { LOCK_FILE_NAME } from "../../src/storage/lock.js";
 import { MemoryStorage } from "../../src/storage/memory.js";
 import { RedisStorage } from "../../src/storage/redis.js";
 import { startRedisServer } from "../helpers/redis.js";
@@ -163,7 +164,7 @@ describe("PluginStorageFactory", () => {
     const storage = kv.storage("NS", tmp);
     assert.ok(storage instanceof FileStorage);
     await put(storage, "key", "value");
-    assert.deepEqual(await fs.readdir(tmp), ["NS"]);
+    assert.deepEqual((await fs.readdir(tmp)).sort(), [LOCK_FILE_NAME, "NS"]);
     assert.equal(await read(new FileStorage(path.join(tmp, "NS")), "key"), "value");
     assert.deepEqual(names(await storage.list()), ["key"]);
   });

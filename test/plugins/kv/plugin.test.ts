@@ -14,6 +14,7 @@ import { LogLevel } from "../../../src/shared/log.js";
 import { logOptions, OptionType, type PluginContext } from "../../../src/shared/plugin.js";
 import type { WranglerConfig } from "../../../src/shared/wrangler.js";
 import { namespaceDirectory, PluginStorageFactory, VariedStorageFactory } from "../../../src/storage/factory.js";
+import { LOCK_FILE_NAME } from "../../../src/storage/lock.js";
 import { TestLog } from "../../helpers/log.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
 
@@ -205,9 +206,10 @@ test("KVPlugin: persist: relative path is resolved against rootPath", async (t) 
   // The namespace's directory inside <rootPath>/data (named as a key would
   // be: see namespaceDirectory() in src/storage/factory.ts)
   const data = path.join(tmp, "data");
-  assert.deepEqual(await fs.readdir(data), ["NS"]);
+  // (and the lock file of the process using it)
+  assert.deepEqual((await fs.readdir(data)).sort(), [LOCK_FILE_NAME, "NS"]);
   assert.equal(namespaceDirectory(data, "NS"), path.join(data, "NS"));
-  assert.deepEqual(await filesUnder(data), [path.join("NS", "key")]);
+  assert.deepEqual(await filesUnder(data), [LOCK_FILE_NAME, path.join("NS", "key")]);
 
   // A new plugin and storage factory see the data
   const fresh = new KVPlugin(pluginContext(tmp), { kvPersist: "data" });
@@ -225,7 +227,7 @@ test("KVPlugin: persist: absolute path is used as is", async (t) => {
   const root = await useTmp(t);
   const plugin = new KVPlugin(pluginContext(root), { kvPersist: tmp });
   await plugin.getNamespace(useStorageFactory(t), "NS").put("key", "value");
-  assert.deepEqual(await filesUnder(tmp), [path.join("NS", "key")]);
+  assert.deepEqual(await filesUnder(tmp), [LOCK_FILE_NAME, path.join("NS", "key")]);
   assert.deepEqual(await fs.readdir(root), []);
 });
 
@@ -235,7 +237,7 @@ test("KVPlugin: persist: separate namespaces get separate directories", async (t
   const plugin = new KVPlugin(pluginContext(tmp), { kvPersist: tmp });
   await plugin.getNamespace(factory, "NS1").put("key", "one");
   await plugin.getNamespace(factory, "NS2").put("key", "two");
-  assert.deepEqual(await fs.readdir(tmp).then((dirs) => dirs.sort()), ["NS1", "NS2"].sort());
+  assert.deepEqual(await fs.readdir(tmp).then((dirs) => dirs.sort()), [LOCK_FILE_NAME, "NS1", "NS2"]);
   assert.equal(await plugin.getNamespace(factory, "NS1").get("key"), "one");
   assert.equal(await plugin.getNamespace(factory, "NS2").get("key"), "two");
 });
@@ -250,7 +252,7 @@ test("KVPlugin: persist: true uses .mf/kv in the process's working directory", a
   // rootPath is not used for `true`
   const plugin = new KVPlugin(pluginContext(root), { kvNamespaces: ["NS"], kvPersist: true });
   await plugin.getNamespace(useStorageFactory(t), "NS").put("key", "value");
-  assert.deepEqual(await filesUnder(cwd), [path.join(".mf", "kv", "NS", "key")]);
+  assert.deepEqual(await filesUnder(cwd), [path.join(".mf", "kv", LOCK_FILE_NAME), path.join(".mf", "kv", "NS", "key")]);
   assert.deepEqual(await fs.readdir(root), []);
 
   const fresh = new KVPlugin(pluginContext(root), { kvPersist: true });
