@@ -1,43 +1,9 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import { rootPath } from "../helpers/fixtures.js";
+import { runBin, waitForOutput } from "../helpers/process.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
-
-const binPath = path.join(rootPath, "bin", "miniflare.js");
-
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function runBin(t: TestContext, args: string[], cwd = rootPath): Run {
-  // Plain `node`: no --experimental-vm-modules, no NODE_OPTIONS
-  const env = { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", NO_COLOR: "1" };
-  const child = spawn(process.execPath, [binPath, ...args], { cwd, env });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  return { child, output: () => output, exited };
-}
-
-async function waitForOutput(run: Run, regexp: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
-  const start = Date.now();
-  for (;;) {
-    const match = run.output().match(regexp);
-    if (match) return match;
-    if (run.child.exitCode !== null || Date.now() - start > timeout) {
-      throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 test("bin: --help prints options grouped by plugin and exits 0", async (t) => {
   const run = runBin(t, ["--help"]);
@@ -112,20 +78,12 @@ test("bin: --repl evaluates in the worker's global scope with env", async (t) =>
   await writeFiles(tmp, {
     "worker.mjs": "export default { fetch: () => new Response('x') }",
   });
-  const child = spawn(
-    process.execPath,
-    [binPath, "--repl", "--modules", "worker.mjs", "--binding", "KEY=value"],
-    { cwd: tmp, env: { ...process.env, NODE_OPTIONS: "", MINIFLARE_REPL_HISTORY: "" } }
-  );
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
+  const run = runBin(t, ["--repl", "--modules", "worker.mjs", "--binding", "KEY=value"], tmp, {
+    MINIFLARE_REPL_HISTORY: "",
   });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  child.stdin.write('env.KEY + ":" + typeof MINIFLARE\n');
-  child.stdin.write(".exit\n");
-  assert.equal(await exited, 0);
+  run.child.stdin!.write('env.KEY + ":" + typeof MINIFLARE\n');
+  run.child.stdin!.write(".exit\n");
+  assert.equal(await run.exited, 0);
+  const output = run.output();
   assert.match(output, /'value:boolean'/);
 });

@@ -1,61 +1,14 @@
 // The `miniflare` command serving HTTP(S), run as a real process
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
 import path from "node:path";
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { rootPath } from "../helpers/fixtures.js";
+import { exitsWithin, runBin, waitForOutput } from "../helpers/process.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
-
-const binPath = path.join(rootPath, "bin", "miniflare.js");
-
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function runBin(t: TestContext, args: string[], cwd: string): Run {
-  const env = { ...process.env, NODE_ENV: "test", NODE_OPTIONS: "", FORCE_COLOR: "0", NO_COLOR: "1" };
-  const child = spawn(process.execPath, [binPath, ...args], { cwd, env });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return { child, output: () => output, exited };
-}
-
-async function waitForOutput(run: Run, regexp: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
-  const start = Date.now();
-  for (;;) {
-    const match = run.output().match(regexp);
-    if (match) return match;
-    if (run.child.exitCode !== null || Date.now() - start > timeout) {
-      throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
-    }
-    await sleep(25);
-  }
-}
-
-/** Resolves to the exit code, or rejects if the process takes longer than `ms` */
-async function exitsWithin(run: Run, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Still running after ${ms}ms:\n${run.output()}`)), ms);
-  });
-  try {
-    return await Promise.race([run.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A port nothing is listening on (just now) */
 async function freePort(): Promise<number> {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { watch } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Watcher } from "../../src/core/watch.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
@@ -45,21 +45,34 @@ async function folderWatchWorks(dir: string): Promise<boolean> {
   }
 }
 
-test("Watcher: the folder watch notices each change without polling, and reports it once", async (t) => {
+/**
+ * A watched worker.mjs in a new folder, and the paths reported. With
+ * `pollInterval` "slow", polling is too slow to notice anything within the
+ * deadline; but where fs.watch can't fire, polling is all there is, so the
+ * same changes must then be noticed by it, at its usual interval.
+ */
+async function watchedFile(
+  t: TestContext,
+  pollInterval: number | "slow"
+): Promise<{ tmp: string; file: string; reports: string[] }> {
   const tmp = await useTmp(t);
   const file = path.join(tmp, "worker.mjs");
   await writeFiles(tmp, { "worker.mjs": "// v0\n" });
   const reports: string[] = [];
-  // Where fs.watch can't fire, polling is all there is: the same changes
-  // must then be noticed by it, at its usual interval
-  const watchWorks = await folderWatchWorks(tmp);
-  if (!watchWorks) t.diagnostic("fs.watch doesn't fire here: checking the polling fallback instead");
-  const watcher = new Watcher((changed) => reports.push(changed), {
-    pollInterval: watchWorks ? SLOW_POLL : undefined,
-  });
+  if (pollInterval === "slow") {
+    const watchWorks = await folderWatchWorks(tmp);
+    if (!watchWorks) t.diagnostic("fs.watch doesn't fire here: checking the polling fallback instead");
+    pollInterval = watchWorks ? SLOW_POLL : 250;
+  }
+  const watcher = new Watcher((changed) => reports.push(changed), { pollInterval });
   t.after(() => watcher.dispose());
   watcher.watch([file]);
   await sleep(50);
+  return { tmp, file, reports };
+}
+
+test("Watcher: the folder watch notices each change without polling, and reports it once", async (t) => {
+  const { file, reports } = await watchedFile(t, "slow");
 
   for (let i = 1; i <= 4; i++) {
     await fs.writeFile(file, `// v${i}\n`.repeat(i));
@@ -72,14 +85,7 @@ test("Watcher: the folder watch notices each change without polling, and reports
 });
 
 test("Watcher: a change seen by both the folder watch and the poller is reported once", async (t) => {
-  const tmp = await useTmp(t);
-  const file = path.join(tmp, "worker.mjs");
-  await writeFiles(tmp, { "worker.mjs": "// v0\n" });
-  const reports: string[] = [];
-  const watcher = new Watcher((changed) => reports.push(changed), { pollInterval: 50 });
-  t.after(() => watcher.dispose());
-  watcher.watch([file]);
-  await sleep(50);
+  const { file, reports } = await watchedFile(t, 50);
 
   for (let i = 1; i <= 4; i++) {
     await fs.writeFile(file, `// v${i}\n`.repeat(i));
@@ -91,18 +97,7 @@ test("Watcher: a change seen by both the folder watch and the poller is reported
 });
 
 test("Watcher: an editor's save by rename is noticed without polling", async (t) => {
-  const tmp = await useTmp(t);
-  const file = path.join(tmp, "worker.mjs");
-  await writeFiles(tmp, { "worker.mjs": "// v0\n" });
-  const reports: string[] = [];
-  const watchWorks = await folderWatchWorks(tmp);
-  if (!watchWorks) t.diagnostic("fs.watch doesn't fire here: checking the polling fallback instead");
-  const watcher = new Watcher((changed) => reports.push(changed), {
-    pollInterval: watchWorks ? SLOW_POLL : undefined,
-  });
-  t.after(() => watcher.dispose());
-  watcher.watch([file]);
-  await sleep(50);
+  const { tmp, file, reports } = await watchedFile(t, "slow");
 
   // Write a temporary file, then rename it over the watched one
   const temp = path.join(tmp, ".worker.mjs.swp");

@@ -2,54 +2,19 @@
 // browser. Edits to the worker must reload open pages, and a throwing worker
 // must show the error page, which itself reloads once the worker is fixed.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { launchBrowser, usePage } from "../helpers/browser.js";
-import { rootPath } from "../helpers/fixtures.js";
+import { type Run, runBin, waitForOutput } from "../helpers/process.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
-
-const binPath = path.join(rootPath, "bin", "miniflare.js");
-
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-}
 
 /** Starts `miniflare --live-reload` in `cwd`, resolving to its URL once listening */
 async function startCLI(t: TestContext, cwd: string, args: string[]): Promise<{ run: Run; url: string }> {
-  const env = { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", NO_COLOR: "1" };
-  const child = spawn(
-    process.execPath,
-    [binPath, ...args, "--live-reload", "--port", "0", "--no-update-check", "--no-cf-fetch"],
-    { cwd, env }
-  );
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
-  });
-  const run = { child, output: () => output };
+  const run = runBin(t, [...args, "--live-reload", "--port", "0", "--no-update-check", "--no-cf-fetch"], cwd);
   const [, port] = await waitForOutput(run, /Listening on \S+:(\d+)/);
   return { run, url: `http://127.0.0.1:${port}/` };
-}
-
-async function waitForOutput(run: Run, regexp: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const match = run.output().match(regexp);
-    if (match) return match;
-    if (run.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /**

@@ -153,28 +153,37 @@ test("FileStorage: concurrent writes share directory flushes, each starting afte
   }
 });
 
-test("Durable Objects on files: the response waits for an unawaited put to be flushed (check 14)", async (t) => {
-  const tmp = await useTmp(t);
-  const persist = path.join(tmp, "do");
-  const mf = useMiniflare(t, {
+/** A worker whose object OBJECT (named "a") runs `objectFetch` */
+function objectWorker(persist: string, objectFetch: string) {
+  return {
     modules: true,
     durableObjects: { OBJECT: "Object" },
     durableObjectsPersist: persist,
     script: `
       export class Object {
         constructor(state) { this.storage = state.storage; }
-        async fetch(request) {
-          const value = new URL(request.url).searchParams.get("v");
-          this.storage.put("key", value); // not awaited
-          return new Response("stored " + value);
-        }
+        async fetch(request) { ${objectFetch} }
       }
       export default {
         fetch(request, env) {
           return env.OBJECT.get(env.OBJECT.idFromName("a")).fetch(request);
         },
       };`,
-  });
+  };
+}
+
+test("Durable Objects on files: the response waits for an unawaited put to be flushed (check 14)", async (t) => {
+  const tmp = await useTmp(t);
+  const persist = path.join(tmp, "do");
+  const mf = useMiniflare(
+    t,
+    objectWorker(
+      persist,
+      `const value = new URL(request.url).searchParams.get("v");
+       this.storage.put("key", value); // not awaited
+       return new Response("stored " + value);`
+    )
+  );
   // Made once, unrecorded, so the folders exist
   assert.equal(await (await mf.dispatchFetch("http://localhost/?v=0")).text(), "stored 0");
   const events = await recordFileSystem(t, persist, 50);
@@ -193,20 +202,6 @@ test("Durable Objects on files: the response waits for an unawaited put to be fl
   assert.ok(renamed !== -1 && dirFlushed > renamed && dirFlushed < response, events.join("\n"));
   // And the value is there for a new instance reading the same folder
   await mf.dispose();
-  const again = useMiniflare(t, {
-    modules: true,
-    durableObjects: { OBJECT: "Object" },
-    durableObjectsPersist: persist,
-    script: `
-      export class Object {
-        constructor(state) { this.storage = state.storage; }
-        async fetch() { return new Response(String(await this.storage.get("key"))); }
-      }
-      export default {
-        fetch(request, env) {
-          return env.OBJECT.get(env.OBJECT.idFromName("a")).fetch(request);
-        },
-      };`,
-  });
+  const again = useMiniflare(t, objectWorker(persist, `return new Response(String(await this.storage.get("key")));`));
   assert.equal(await (await again.dispatchFetch("http://localhost/")).text(), "1");
 });

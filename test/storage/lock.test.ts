@@ -1,43 +1,22 @@
 // Check 24: one process per persist directory, run with real processes
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { Miniflare } from "../../src/miniflare.js";
 import { FileStorageError } from "../../src/storage/errors.js";
 import { VariedStorageFactory } from "../../src/storage/factory.js";
 import { acquireLock, LOCK_FILE_NAME, releaseLock } from "../../src/storage/lock.js";
 import { rootPath } from "../helpers/fixtures.js";
+import { type Run, runBin, runNode, waitForOutput } from "../helpers/process.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 const lockModule = pathToFileURL(path.join(rootPath, "dist", "src", "storage", "lock.js")).href;
-const binPath = path.join(rootPath, "bin", "miniflare.js");
-
-interface Child {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function spawnNode(t: TestContext, args: string[], cwd: string): Child {
-  const env = { ...process.env, NODE_ENV: "test", NODE_OPTIONS: "", NO_COLOR: "1" };
-  const child = spawn(process.execPath, args, { cwd, env });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return { child, output: () => output, exited };
-}
 
 /** A process that takes the lock of `dir`, says "locked", and waits for stdin to close */
-function lockingChild(t: TestContext, dir: string): Child {
+function lockingChild(t: TestContext, dir: string): Run {
   const script = `
     import { acquireLock } from ${JSON.stringify(lockModule)};
     acquireLock(${JSON.stringify(dir)});
@@ -45,17 +24,7 @@ function lockingChild(t: TestContext, dir: string): Child {
     process.stdin.resume();
     process.stdin.on("end", () => process.exit(0));
   `;
-  return spawnNode(t, ["--input-type=module", "-e", script], dir);
-}
-
-async function waitForOutput(run: Child, text: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!run.output().includes(text)) {
-    if (run.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`Expected ${JSON.stringify(text)} in output:\n${run.output()}`);
-    }
-    await sleep(20);
-  }
+  return runNode(t, ["--input-type=module", "-e", script], dir);
 }
 
 async function lockOwner(dir: string): Promise<{ pid: number; host: string } | undefined> {
@@ -162,10 +131,10 @@ test("lock: a second `miniflare` on the same --kv-persist directory exits with t
   await writeFiles(tmp, {
     "worker.js": `addEventListener("fetch", (e) => e.respondWith(NS.get("k").then((v) => new Response(String(v)))));`,
   });
-  const args = [binPath, "worker.js", "--kv", "NS", "--kv-persist", "data", "--port", "0", "--no-update-check"];
-  const first = spawnNode(t, args, tmp);
+  const args = ["worker.js", "--kv", "NS", "--kv-persist", "data", "--port", "0", "--no-update-check"];
+  const first = runBin(t, args, tmp);
   await waitForOutput(first, "Listening on");
-  const second = spawnNode(t, args, tmp);
+  const second = runBin(t, args, tmp);
   const code = await second.exited;
   assert.notEqual(code, 0);
   assert.match(second.output(), new RegExp(`locked by pid ${first.child.pid}\\b`));
