@@ -20,6 +20,9 @@ export const DEFAULT_PORT = 8787;
 export const DEFAULT_HOST = "127.0.0.1";
 /** Production's request body limit (Free and Pro plans) */
 export const DEFAULT_REQUEST_BODY_LIMIT = 100 * 1024 * 1024; /* 100MiB */
+// Node's default is 60 s, checked every 30 s: a client dribbling its headers
+// held a connection for about 90 s
+export const DEFAULT_HEADERS_TIMEOUT = 20_000; /* ms */
 
 const DAY = 86_400_000;
 const CERT_DAYS = 30;
@@ -55,6 +58,8 @@ export interface HTTPOptions {
   metaProvider?: (req: http.IncomingMessage) => RequestMeta | Promise<RequestMeta>;
   liveReload?: boolean;
   requestBodyLimit?: number;
+  headersTimeout?: number;
+  maxConnectionsPerIp?: number;
 }
 
 export interface ProcessedHTTPSOptions {
@@ -218,6 +223,20 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
     logName: "Request Body Limit",
   })
   requestBodyLimit?: number;
+
+  @Option({
+    type: OptionType.NUMBER,
+    description: "Close connections whose request headers take longer, in ms (default 20000)",
+    logName: "Headers Timeout",
+  })
+  headersTimeout?: number;
+
+  @Option({
+    type: OptionType.NUMBER,
+    description: "Most connections open at once from one client address (default unlimited)",
+    logName: "Max Connections Per IP",
+  })
+  maxConnectionsPerIp?: number;
 
   readonly httpsEnabled: boolean;
   readonly #defaults: Required<Omit<HTTPPluginDefaults, "cfFetch">> & { cfFetch: boolean };

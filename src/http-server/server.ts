@@ -7,6 +7,7 @@ import { errorResponse } from "./error-page.js";
 import { type ListenerHooks, MAX_HEADERS_SIZE, checkLimits, createRequestListener } from "./listener.js";
 import { LIVE_RELOAD_PATH, LiveReloadServer, injectLiveReload } from "./live-reload.js";
 import {
+  DEFAULT_HEADERS_TIMEOUT,
   DEFAULT_HOST,
   DEFAULT_PORT,
   DEFAULT_REQUEST_BODY_LIMIT,
@@ -14,6 +15,9 @@ import {
   getAccessibleHosts,
 } from "./plugin.js";
 import { closeWorkerWebSockets, handleWorkerUpgrade } from "./websocket.js";
+
+/** How often Node looks for connections past their headers timeout, in ms */
+const CONNECTIONS_CHECKING_INTERVAL = 1000;
 
 /** What closing a server must also close: upgraded sockets, listeners */
 const cleanups = new WeakMap<http.Server, () => Promise<void>>();
@@ -50,8 +54,9 @@ export async function createServer(
   options: ServerOptions = {}
 ): Promise<http.Server | https.Server> {
   const plugin = await httpPlugin(mf);
-  // Options may change at each reload: read the live-reload one each time
+  // Options may change at each reload: read these each time
   let liveReload = plugin?.liveReload ?? false;
+  let maxConnectionsPerIp = plugin?.maxConnectionsPerIp;
   const liveReloadServer = new LiveReloadServer();
   const hooks: ListenerHooks = {
     transformResponse: (response) => (liveReload ? injectLiveReload(response) : response),
@@ -71,6 +76,8 @@ export async function createServer(
   const onReload = async () => {
     const current = await httpPlugin(mf);
     liveReload = current?.liveReload ?? false;
+    maxConnectionsPerIp = current?.maxConnectionsPerIp;
+    server.headersTimeout = current?.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT;
     void current?.setupCf();
     // Open pages reload when their socket closes with 1012
     liveReloadServer.reload();
@@ -78,11 +85,34 @@ export async function createServer(
   mf.addEventListener("reload", onReload);
   const upgraded = new Set<Duplex>();
   const listener = createRequestListener(mf, hooks);
-  const serverOptions: ServerOptions = { maxHeaderSize: MAX_HEADERS_SIZE, ...options };
+  const serverOptions: ServerOptions = {
+    maxHeaderSize: MAX_HEADERS_SIZE,
+    // A client that dribbles its headers (slowloris) is closed within the
+    // timeout and a second
+    headersTimeout: plugin?.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT,
+    connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL,
+    ...options,
+  };
   const httpsOptions = plugin?.httpsOptions;
   const server = httpsOptions
     ? https.createServer({ ...httpsOptions, ...serverOptions }, listener)
     : http.createServer(serverOptions, listener);
+
+  // At most maxConnectionsPerIp connections from one address: others are
+  // closed straight away, before a byte of theirs is read. Counted even
+  // without a limit, so one set at a reload counts those already open.
+  const connectionsPerIp = new Map<string, number>();
+  server.on("connection", (socket: Duplex & { remoteAddress?: string }) => {
+    const address = socket.remoteAddress ?? "";
+    const open = connectionsPerIp.get(address) ?? 0;
+    if (maxConnectionsPerIp !== undefined && open >= maxConnectionsPerIp) return socket.destroy();
+    connectionsPerIp.set(address, open + 1);
+    socket.once("close", () => {
+      const left = (connectionsPerIp.get(address) ?? 1) - 1;
+      if (left > 0) connectionsPerIp.set(address, left);
+      else connectionsPerIp.delete(address);
+    });
+  });
 
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {});
@@ -113,10 +143,12 @@ export async function createServer(
     await liveReloadServer.dispose();
   });
   server.once("close", () => void cleanups.get(server)?.());
-  // A client that sends garbage gets a 400, never a crash
+  // A client that sends garbage gets a 400 (a 408 if its headers took too
+  // long), never a crash
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy();
-    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+    const status =
+      error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     refuseUpgrade(socket, status, http.STATUS_CODES[status] ?? "Bad Request");
   });
   return server;

@@ -51,6 +51,89 @@ test("HTTP server: clients dribbling headers (slowloris) don't stop others being
   assert.ok(Date.now() - start < 5000, `20 requests took ${Date.now() - start}ms`);
 });
 
+test("HTTP server: clients dribbling headers are closed once the headers timeout passes (check 32)", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: 'export default { fetch() { return new Response("served"); } }',
+    headersTimeout: 500,
+  });
+  const port = await listen(t, (await mf.createServer()) as http.Server);
+
+  const slow: { socket: net.Socket; closedAt?: number; received: string }[] = [];
+  t.after(() => {
+    for (const { socket } of slow) socket.destroy();
+  });
+  const start = Date.now();
+  for (let i = 0; i < 50; i++) {
+    const socket = await connect(port);
+    const entry: (typeof slow)[number] = { socket, received: "" };
+    socket.on("error", () => {});
+    socket.on("data", (data) => (entry.received += data));
+    socket.on("close", () => (entry.closedAt = Date.now()));
+    socket.write("GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
+    slow.push(entry);
+  }
+  const dribble = setInterval(() => {
+    for (const { socket } of slow) if (!socket.destroyed) socket.write("a");
+  }, 50);
+  t.after(() => clearInterval(dribble));
+
+  // Served meanwhile
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "served");
+  // Every slow client is closed, with a 408, after the timeout, and well
+  // before Node's defaults would have (60 s, checked every 30 s)
+  for (let i = 0; i < 200 && slow.some((entry) => entry.closedAt === undefined); i++) await sleep(50);
+  for (const { closedAt, received } of slow) {
+    assert.ok(closedAt !== undefined, "a slow client is still connected after 10 s");
+    assert.ok(closedAt - start >= 450, `closed after ${closedAt - start} ms, before the timeout`);
+    assert.match(received, /^HTTP\/1\.1 408 Request Timeout/);
+  }
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "served");
+});
+
+test("HTTP server: the headers timeout is 20 s by default, and follows reloads", async (t) => {
+  const mf = useMiniflare(t, { script: "addEventListener('fetch', (e) => e.respondWith(new Response('')))" });
+  const server = (await mf.createServer()) as http.Server;
+  await listen(t, server);
+  assert.equal(server.headersTimeout, 20_000);
+  await mf.setOptions({ headersTimeout: 5_000 });
+  assert.equal(server.headersTimeout, 5_000);
+});
+
+test("HTTP server: maxConnectionsPerIp closes connections over the limit, and frees a place when one closes", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: 'export default { fetch() { return new Response("served"); } }',
+    maxConnectionsPerIp: 3,
+  });
+  const port = await listen(t, (await mf.createServer()) as http.Server);
+  const sockets: net.Socket[] = [];
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const request = (socket: net.Socket) =>
+    new Promise<string>((resolve) => {
+      let received = "";
+      socket.on("data", (data) => (received += data));
+      socket.on("error", () => {});
+      socket.once("close", () => resolve(received));
+      socket.write("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    });
+  for (let i = 0; i < 3; i++) sockets.push(await connect(port));
+  // The fourth is closed without an answer
+  const fourth = await connect(port);
+  sockets.push(fourth);
+  assert.equal(await request(fourth), "");
+  // One of the three leaves: a new connection is served
+  sockets[0].destroy();
+  await sleep(100);
+  const fifth = await connect(port);
+  sockets.push(fifth);
+  assert.match(await request(fifth), /^HTTP\/1\.1 200 OK[\s\S]*served$/);
+  // The other two were never refused
+  assert.match(await request(sockets[1]), /served$/);
+});
+
 test("HTTP server: a client that doesn't read its response doesn't wedge others", async (t) => {
   const mf = useMiniflare(t, {
     modules: true,

@@ -90,6 +90,8 @@ test("HTTPPlugin: declares its options with their types, flags and aliases", () 
     ["metaProvider", OptionType.NONE, undefined, undefined],
     ["liveReload", OptionType.BOOLEAN, undefined, undefined],
     ["requestBodyLimit", OptionType.NUMBER, undefined, undefined],
+    ["headersTimeout", OptionType.NUMBER, undefined, undefined],
+    ["maxConnectionsPerIp", OptionType.NUMBER, undefined, undefined],
   ];
   assert.deepEqual([...opts.keys()], expected.map(([key]) => key));
   for (const [key, type, name, alias] of expected) {
@@ -139,6 +141,8 @@ test("HTTPPlugin: parses --host/-H, --port/-p and --request-body-limit", () => {
   assert.deepEqual(parseArgv(PLUGINS, ["-p1234"]), { port: 1234 });
   assert.deepEqual(parseArgv(PLUGINS, ["--port=0"]), { port: 0 });
   assert.deepEqual(parseArgv(PLUGINS, ["--request-body-limit", "1048576"]), { requestBodyLimit: 1048576 });
+  assert.deepEqual(parseArgv(PLUGINS, ["--headers-timeout", "5000"]), { headersTimeout: 5000 });
+  assert.deepEqual(parseArgv(PLUGINS, ["--max-connections-per-ip", "64"]), { maxConnectionsPerIp: 64 });
   assert.throws(() => parseArgv(PLUGINS, ["--port", "abc"]), {
     code: "ERR_VALUE",
     message: 'Unexpected value for --port: "abc" (expected number)',
