@@ -16,6 +16,8 @@ import {
 } from "./plugin.js";
 import { closeWorkerWebSockets, handleWorkerUpgrade } from "./websocket.js";
 
+/** Node's default: the longest a whole request may take, in ms */
+const DEFAULT_REQUEST_TIMEOUT = 300_000;
 /** How often Node looks for connections past their headers timeout, in ms */
 const CONNECTIONS_CHECKING_INTERVAL = 1000;
 
@@ -77,7 +79,7 @@ export async function createServer(
     const current = await httpPlugin(mf);
     liveReload = current?.liveReload ?? false;
     maxConnectionsPerIp = current?.maxConnectionsPerIp;
-    server.headersTimeout = current?.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT;
+    server.headersTimeout = headersTimeout(current?.headersTimeout);
     void current?.setupCf();
     // Open pages reload when their socket closes with 1012
     liveReloadServer.reload();
@@ -85,11 +87,14 @@ export async function createServer(
   mf.addEventListener("reload", onReload);
   const upgraded = new Set<Duplex>();
   const listener = createRequestListener(mf, hooks);
+  // A client that dribbles its headers (slowloris) is closed within the
+  // timeout and a second. Node wants it no longer than the request timeout.
+  const requestTimeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT;
+  const headersTimeout = (configured = DEFAULT_HEADERS_TIMEOUT) =>
+    requestTimeout > 0 ? Math.min(configured, requestTimeout) : configured;
   const serverOptions: ServerOptions = {
     maxHeaderSize: MAX_HEADERS_SIZE,
-    // A client that dribbles its headers (slowloris) is closed within the
-    // timeout and a second
-    headersTimeout: plugin?.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT,
+    headersTimeout: headersTimeout(plugin?.headersTimeout),
     connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL,
     ...options,
   };

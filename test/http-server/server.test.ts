@@ -181,6 +181,8 @@ test("createServer: returns a server that isn't listening, with the given option
   assert(server instanceof http.Server);
   assert.equal(server.listening, false);
   assert.equal(server.requestTimeout, 12_345);
+  // The headers timeout (20 s by default) is never longer than a whole request may take
+  assert.equal(server.headersTimeout, 12_345);
 });
 
 test("getOpenURL: the open option's URL, or the server's", async (t) => {
