@@ -8,6 +8,7 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import vm from "node:vm";
+import { compileScript } from "./compile.js";
 import type { Realm } from "./realm.js";
 import { transformModule, type ModuleBinding, type TransformedModule } from "./transform.js";
 
@@ -162,7 +163,7 @@ export class SourceTextRecord extends ModuleRecord {
     this.#host = host;
     const { code: wrapped, ...transformed } = transformModule(code, id);
     this.#transformed = transformed;
-    this.#script = new vm.Script(wrapped, {
+    this.#script = compileScript(wrapped, {
       filename: id,
       // The wrapper's prefix takes a line of its own
       lineOffset: -1,
@@ -286,7 +287,7 @@ export class CommonJsRecord extends ModuleRecord {
     super(id, realm);
     // A hashbang is fine at the start of a file, but not after our prefix
     if (code.startsWith("#!")) code = `//${code.substring(2)}`;
-    this.#script = new vm.Script(
+    this.#script = compileScript(
       `(function (exports, require, module) {\n${code}\n})`,
       { filename: id, lineOffset: -1 }
     );

@@ -8,6 +8,7 @@ import type {
   ScriptRunner,
   ScriptRunnerResult,
 } from "../shared/runner.js";
+import { compileScript } from "./compile.js";
 import { defineHasInstances } from "./instanceof.js";
 import { ModuleLinker } from "./linker.js";
 import { createRealm } from "./realm.js";
@@ -51,7 +52,7 @@ export class VMScriptRunner implements ScriptRunner {
 
     let bundleSize = Buffer.byteLength(blueprint.code);
     if (modulesRules === undefined) {
-      const script = new vm.Script(blueprint.code, { filename: blueprint.filePath });
+      const script = compileScript(blueprint.code, { filename: blueprint.filePath });
       script.runInContext(context);
       return { exports: {}, bundleSize, watch: undefined };
     }
