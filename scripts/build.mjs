@@ -35,6 +35,9 @@ export async function buildPackage({ clean = true } = {}) {
     target: "node20",
     packages: "external",
     sourcemap: true,
+    // Classes keep their names (bundling renames some, e.g. Response to
+    // _Response, and workers can see Response.name)
+    keepNames: true,
     logLevel: "warning",
   });
 }

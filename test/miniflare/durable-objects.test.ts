@@ -318,7 +318,8 @@ test("Miniflare: Durable Objects: ids inside the worker", async (t) => {
   assert.equal(result.unicode, OBJ_UNICODE_ID);
   assert.match(result.unique, /^00[0-9a-f]{62}$/);
   assert.ok(result.unique.endsWith(OBJ_SUFFIX));
-  assert.equal(result.uniqueHasName, false);
+  // (the property is there, undefined, as in Miniflare 2)
+  assert.equal(result.uniqueHasName, true);
   assert.equal(result.equals, true);
   assert.equal(result.equalsParsed, true);
   assert.equal(result.notEquals, false);
@@ -336,8 +337,8 @@ test("Miniflare: Durable Objects: ids inside the worker", async (t) => {
   assert.equal(result.uniqueStubName, null);
   // storage() is only on stubs from getDurableObjectNamespace()
   assert.equal(result.stubHasStorage, "undefined");
-  // The object's own id has no name
-  assert.deepEqual(result.object, { id: OBJ_TEST_ID, hasName: false });
+  // The object's own id has no name (the property is there, undefined)
+  assert.deepEqual(result.object, { id: OBJ_TEST_ID, hasName: true });
 });
 
 test("Miniflare: Durable Objects: stub fetch URL rules and compatibility flags", async (t) => {
@@ -594,6 +595,35 @@ test("Miniflare: Durable Objects: fetch() inside blockConcurrencyWhile doesn't d
   });
   const replies = await Promise.all([text(mf), text(mf), text(mf)]);
   assert.deepEqual(replies, Array(3).fill("upstream /init | other /from-counter"));
+});
+
+test("Miniflare: Durable Objects: a transaction whose closure throws fails only itself, when caught", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    durableObjects: { OBJECT: "Obj" },
+    script: `export class Obj {
+      constructor(state) { this.storage = state.storage; }
+      async fetch() {
+        let caught;
+        try {
+          await this.storage.transaction(async (txn) => {
+            await txn.put("key", "never committed");
+            throw new Error("closure failed");
+          });
+        } catch (error) {
+          caught = error.message;
+        }
+        return Response.json({ caught, key: (await this.storage.get("key")) ?? null });
+      }
+    }
+    export default {
+      fetch(request, env) { return env.OBJECT.get(env.OBJECT.idFromName("a")).fetch(request); },
+    };`,
+  });
+  // Miniflare 2 failed the whole request with the closure's error
+  const res = await mf.dispatchFetch("http://localhost/");
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { caught: "closure failed", key: null });
 });
 
 test("Miniflare: Durable Objects: a throwing blockConcurrencyWhile resets the object (check 22)", async (t) => {

@@ -45,10 +45,9 @@ export class DurableObjectId {
   constructor(objectName: string, hexId: string, name?: string) {
     this[kObjectName] = objectName;
     this.#hexId = hexId;
-    // Only named ids have the property (the id passed to an object has none)
-    if (name !== undefined) {
-      Object.defineProperty(this, "name", { value: name, enumerable: true });
-    }
+    // Every id has the property, as in Miniflare 2: undefined unless the id
+    // came from idFromName() (the id passed to an object has no name)
+    Object.defineProperty(this, "name", { value: name, enumerable: true });
   }
 
   equals(other: DurableObjectId): boolean {

@@ -156,13 +156,25 @@ function normalisePutEntries(keyEntries: unknown, value: unknown): [string, Stor
   return result;
 }
 
-function validateListOptions(options: DurableObjectListOptions): void {
+/**
+ * Checks list() options, and makes the key bounds strings: keys are, so
+ * `{ start: 2 }` means "2", as production converts it
+ */
+function validateListOptions(options: DurableObjectListOptions): DurableObjectListOptions {
   if (options.limit !== undefined && options.limit <= 0) {
     throw new TypeError("List limit must be positive.");
   }
   if (options.start !== undefined && options.startAfter !== undefined) {
     throw new TypeError("list() cannot be called with both start and startAfter values.");
   }
+  const bound = (value: unknown) => (value === undefined ? undefined : String(value));
+  return {
+    ...options,
+    start: bound(options.start),
+    startAfter: bound(options.startAfter),
+    end: bound(options.end),
+    prefix: bound(options.prefix),
+  };
 }
 
 function alarmTime(scheduledTime: number | Date): number {
@@ -604,7 +616,7 @@ export class DurableObjectStorage {
   }
 
   async list(options: DurableObjectListOptions = {}): Promise<Map<string, unknown>> {
-    validateListOptions(options);
+    options = validateListOptions(options);
     const read = this[kList](this[kLayers], options);
     return runWithInputGateClosed(() => read, options.allowConcurrency);
   }
@@ -643,6 +655,9 @@ export class DurableObjectStorage {
     options?: DurableObjectPutOptions
   ): Promise<T> {
     type Done = { done: true; result: T; confirmed?: Promise<void> };
+    // The writes' confirmation, once staged: only its failure fails the
+    // response. A closure that throws (and is caught) fails nothing else.
+    let staged: Promise<void> | undefined;
     type Attempt = Done | { done: false };
     const attempt = async (): Promise<Attempt> => {
       const txn = new DurableObjectTransaction(this, this.#commitCount);
@@ -688,13 +703,18 @@ export class DurableObjectStorage {
           outcome = await this.#retryMutex.runWith(() => retryingStorage.run(inside, retry));
         }
       }
+      staged = outcome.confirmed;
       await outcome.confirmed;
       return outcome.result;
     };
-    return waitUntilOnOutputGate(
-      runWithInputGateClosed(run, options?.allowConcurrency),
-      options?.allowUnconfirmed
-    );
+    const result = runWithInputGateClosed(run, options?.allowConcurrency);
+    if (!options?.allowUnconfirmed) {
+      const gated = result.then(() => undefined, () => staged);
+      // Seen by the output gate, if there is one; the caller has `result`
+      gated.catch(() => {});
+      waitUntilOnOutputGate(gated);
+    }
+    return result;
   }
 }
 
@@ -781,7 +801,7 @@ export class DurableObjectTransaction {
 
   async list(options: DurableObjectListOptions = {}): Promise<Map<string, unknown>> {
     this.#check("list");
-    validateListOptions(options);
+    options = validateListOptions(options);
     // The whole range counts as read, so a key added to it is a conflict
     const { start, startAfter, end, prefix } = options;
     this[kReadSet].ranges.push({ start: start ?? startAfter, end, prefix });

@@ -686,6 +686,19 @@ test("DurableObjectStorage: list: more than 128 results, in order, and limits ov
   assert.deepEqual(seen, keys);
 });
 
+test("DurableObjectStorage: list: non-string bounds are converted to strings, in storage and transactions", async () => {
+  const { storage } = setup();
+  await storage.put({ 1: 1, 2: 2, 3: 3 });
+  const keys = async (options: any) => [...(await storage.list(options)).keys()];
+  // As Miniflare 2 (and production) for start and end
+  assert.deepEqual(await keys({ start: 2 }), ["2", "3"]);
+  assert.deepEqual(await keys({ end: 3 }), ["1", "2"]);
+  assert.deepEqual(await keys({ startAfter: 2 }), ["3"]);
+  assert.deepEqual(await keys({ prefix: 1 }), ["1"]);
+  const inTransaction = await storage.transaction(async (txn) => [...(await txn.list({ start: 2, end: 3 } as any)).keys()]);
+  assert.deepEqual(inTransaction, ["2"]);
+});
+
 test("DurableObjectStorage: list: the alarm's hidden key is never listed", async () => {
   const { storage, backend } = setup();
   await storage.put({ A: 1, a: 2, b: 3 });
