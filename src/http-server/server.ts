@@ -59,6 +59,7 @@ export async function createServer(
   // Options may change at each reload: read these each time
   let liveReload = plugin?.liveReload ?? false;
   let maxConnectionsPerIp = plugin?.maxConnectionsPerIp;
+  let requestBodyLimit = plugin?.requestBodyLimit ?? DEFAULT_REQUEST_BODY_LIMIT;
   const liveReloadServer = new LiveReloadServer();
   const hooks: ListenerHooks = {
     transformResponse: (response) => (liveReload ? injectLiveReload(response) : response),
@@ -79,6 +80,7 @@ export async function createServer(
     const current = await httpPlugin(mf);
     liveReload = current?.liveReload ?? false;
     maxConnectionsPerIp = current?.maxConnectionsPerIp;
+    requestBodyLimit = current?.requestBodyLimit ?? DEFAULT_REQUEST_BODY_LIMIT;
     server.headersTimeout = headersTimeout(current?.headersTimeout);
     void current?.setupCf();
     // Open pages reload when their socket closes with 1012
@@ -130,7 +132,7 @@ export async function createServer(
     } catch {
       return refuseUpgrade(socket, 400, "Bad Request");
     }
-    const refused = checkLimits(req, DEFAULT_REQUEST_BODY_LIMIT);
+    const refused = checkLimits(req, requestBodyLimit);
     if (refused !== undefined) return refuseUpgrade(socket, refused[0], refused[1]);
     if (pathname === LIVE_RELOAD_PATH) {
       if (liveReload) liveReloadServer.handleUpgrade(req, socket, head);

@@ -207,3 +207,34 @@ test("HTTP server: a client that goes away mid-stream is forgotten, and the stre
   }
   assert.equal(count, "1");
 });
+
+test("HTTP server: an upgrade request over requestBodyLimit gets a 413 before the worker runs", async (t) => {
+  let ran = false;
+  const mf = useMiniflare(t, {
+    modules: true,
+    // (a refusal: a 2xx answer to an upgrade is a 500, as in Miniflare 2)
+    script: 'export default { fetch() { markRan(); return new Response("worker", { status: 403 }); } }',
+    requestBodyLimit: 1024,
+    globals: { markRan: () => (ran = true) },
+  });
+  const port = await listen(t, (await mf.createServer()) as http.Server);
+  const request = (length: number) =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1");
+      let received = "";
+      socket.on("data", (data) => (received += data));
+      socket.on("error", () => {});
+      socket.on("close", () => resolve(received));
+      socket.write(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          `Content-Length: ${length}\r\n\r\n`
+      );
+      setTimeout(() => socket.end(), 500);
+    });
+  assert.match(await request(1025), /^HTTP\/1\.1 413 Payload Too Large/);
+  assert.equal(ran, false);
+  // At the limit, the worker gets it, and its refusal is sent
+  assert.match(await request(1024), /^HTTP\/1\.1 403 Forbidden[\s\S]*worker$/);
+  assert.equal(ran, true);
+});
