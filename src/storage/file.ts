@@ -328,11 +328,15 @@ export class FileStorage extends Storage implements ListSource<unknown> {
     return this.#nextRootSync;
   }
 
-  /** Creates the namespace directory, durably: its parents learn its name */
+  /** Creates the namespace directory, durably: each new directory's parent learns its name */
   async #createRoot(): Promise<void> {
-    // The topmost directory that doesn't exist yet
+    // The topmost directory that didn't exist yet, if any
     const first = await fs.mkdir(this.#root, { recursive: true });
-    if (first !== undefined && canSyncDirectories) await syncDirectory(path.dirname(first));
+    if (first === undefined) return;
+    for (let dir = this.#root; ; dir = path.dirname(dir)) {
+      await syncDirectory(path.dirname(dir));
+      if (dir === first || path.dirname(dir) === dir) break;
+    }
   }
 
   async #write(file: string, chunks: Uint8Array[], syncRoot = true): Promise<void> {
