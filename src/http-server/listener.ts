@@ -24,12 +24,11 @@ export const MAX_HEADERS_SIZE = 32 * 1024; /* 32KiB */
 export async function writeResponse(response: Response, res: http.ServerResponse, log?: Log): Promise<void> {
   const headers: Record<string, string | string[] | number> = {};
   for (const [name, value] of response.headers) {
-    if (name === "content-length" || name === "set-cookie" || HOP_BY_HOP_HEADERS.has(name)) continue;
-    headers[name] = value;
+    if (name === "content-length" || HOP_BY_HOP_HEADERS.has(name)) continue;
+    // Several Set-Cookie headers must stay separate (and in their place)
+    if (name === "set-cookie") headers[name] ??= response.headers.getSetCookie();
+    else headers[name] = value;
   }
-  // Several Set-Cookie headers must stay separate
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) headers["set-cookie"] = cookies;
   const lengthHeader = response.headers.get("content-length");
   const length = _getBodyLength(response) ?? (lengthHeader === null ? null : parseInt(lengthHeader));
   if (length !== null && !Number.isNaN(length)) headers["content-length"] = length;
@@ -198,18 +197,22 @@ export function createRequestListener(mf: MiniflareCore, hooks: ListenerHooks = 
       }
       const { request, url } = converted;
 
-      if (url.pathname.startsWith("/cdn-cgi/")) {
-        const pathname = url.pathname.replace(/\/$/, "");
+      // A trailing slash is ignored (so "/cdn-cgi/" itself is the worker's)
+      const pathname = url.pathname.replace(/\/$/, "");
+      if (pathname.startsWith("/cdn-cgi/")) {
         if (pathname === "/cdn-cgi/mf/scheduled") {
           method = "SCHD";
           const time = url.searchParams.get("time");
           const cron = url.searchParams.get("cron");
           waitUntil = mf.dispatchScheduled(time === null ? undefined : parseInt(time), cron ?? undefined);
-          await waitUntil;
+          // Answered once the handler and its waitUntil promises are done;
+          // always 200, as in Miniflare 2: a failure is logged with the
+          // request's log line
+          await waitUntil.catch(() => {});
           status = 200;
           res.writeHead(200, { "Content-Type": "text/plain; charset=UTF-8" });
           res.end();
-        } else if (url.pathname.startsWith("/cdn-cgi/scripts/")) {
+        } else if (pathname.startsWith("/cdn-cgi/scripts/")) {
           // Cloudflare's own scripts (e.g. email decoding) come from Cloudflare
           const upstream = await fetch(`https://cloudflare.com${url.pathname}${url.search}`);
           status = upstream.status;
@@ -217,7 +220,7 @@ export function createRequestListener(mf: MiniflareCore, hooks: ListenerHooks = 
         } else {
           status = 404;
           res.writeHead(404, { "Content-Type": "text/plain; charset=UTF-8" });
-          res.end("Not Found");
+          res.end();
         }
         return;
       }

@@ -103,7 +103,8 @@ export function convertNodeRequest(
     const value = cf[key];
     copy[key] = value !== null && typeof value === "object" && !Array.isArray(value) ? { ...value } : value;
   }
-  copy.clientAcceptEncoding = clientAcceptEncoding;
+  // Only when the client sent one, as in Miniflare 2
+  if (clientAcceptEncoding !== undefined) copy.clientAcceptEncoding = clientAcceptEncoding;
   _setRequestCf(request, copy);
   return { request, url };
 }

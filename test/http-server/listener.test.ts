@@ -112,6 +112,27 @@ test("HTTP server: requests carry cf and Cloudflare's headers; a spoofed client 
   assert.equal(data.url, `${url}/path?q=1`);
 });
 
+test("HTTP server: cf has no clientAcceptEncoding key when the client sent no Accept-Encoding", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: `export default { fetch(request) {
+      return Response.json({ has: "clientAcceptEncoding" in request.cf, value: request.cf.clientAcceptEncoding ?? null });
+    } }`,
+  });
+  const url = await serve(t, mf);
+  // node:http sends no Accept-Encoding unless told to
+  const body = (headers: http.OutgoingHttpHeaders) =>
+    new Promise<string>((resolve, reject) => {
+      http.get(`${url}/`, { headers }, (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve(text));
+      }).on("error", reject);
+    });
+  assert.deepEqual(JSON.parse(await body({})), { has: false, value: null });
+  assert.deepEqual(JSON.parse(await body({ "Accept-Encoding": "gzip" })), { has: true, value: "gzip" });
+});
+
 test("HTTP server: a client that disconnects mid-stream doesn't break the server", async (t) => {
   const mf = useMiniflare(t, {
     modules: true,

@@ -397,17 +397,38 @@ addEventListener("fetch", (event) => event.respondWith(Response.json(events)));`
   assert.deepEqual(JSON.parse((await request(`${url}/`)).text), [[5, "0 0 * * *"]]);
 });
 
-test("other /cdn-cgi paths are 404 and never reach the worker", async (t) => {
+test("other /cdn-cgi paths are 404 and never reach the worker; /cdn-cgi/ itself does", async (t) => {
   const { url } = await serve(t, scheduledWorker);
-  for (const path of ["/cdn-cgi/other", "/cdn-cgi/mf/other", "/cdn-cgi/mf/scheduled/extra", "/cdn-cgi/"]) {
+  for (const path of ["/cdn-cgi/other", "/cdn-cgi/mf/other", "/cdn-cgi/mf/scheduled/extra", "/cdn-cgi/scripts/"]) {
     const res = await request(`${url}${path}`);
     assert.equal(res.status, 404, path);
-    assert.equal(res.text, "Not Found", path);
+    // Empty, as in Miniflare 2
+    assert.equal(res.text, "", path);
     assert.match(String(res.headers["content-type"]), /^text\/plain/, path);
   }
+  // A trailing slash is ignored, so "/cdn-cgi/" is "/cdn-cgi": the worker's
+  for (const path of ["/cdn-cgi/", "/cdn-cgi"]) assert.equal((await request(`${url}${path}`)).status, 200, path);
   const { events, fetches } = JSON.parse((await request(`${url}/`)).text);
   assert.deepEqual(events, []);
-  assert.equal(fetches, 1);
+  assert.equal(fetches, 3);
+});
+
+test("/cdn-cgi/mf/scheduled answers 200 when the handler throws, and logs the error once", async (t) => {
+  const { url, log } = await serve(
+    t,
+    worker(`export default {
+      scheduled() { throw new Error("scheduled broke"); },
+      fetch() { return new Response("ok"); },
+    }`)
+  );
+  const res = await request(`${url}/cdn-cgi/mf/scheduled?cron=x`);
+  assert.equal(res.status, 200);
+  assert.equal(res.text, "");
+  await sleep(50);
+  const errors = log.errors.map((error) => String(error.stack ?? error.message));
+  assert.equal(errors.filter((error) => error.includes("scheduled broke")).length, 1, errors.join("\n"));
+  const lines = plainLogs(log, LogLevel.NONE);
+  assert(lines.some((line) => /^SCHD \/cdn-cgi\/mf\/scheduled\?cron=x 200 OK \(/.test(line)), lines.join("\n"));
 });
 
 // ---------------------------------------------------------------------------
@@ -703,6 +724,7 @@ test("several Set-Cookie headers stay separate", async (t) => {
       headers.append("Set-Cookie", "a=1; Path=/");
       headers.append("Set-Cookie", "b=2; Expires=Wed, 21 Oct 2015 07:28:00 GMT; HttpOnly");
       headers.append("Set-Cookie", "c=3");
+      headers.set("X-Multi", "after the cookies");
       return new Response("cookies", { headers });
     } }`)
   );
@@ -718,6 +740,10 @@ test("several Set-Cookie headers stay separate", async (t) => {
     if (res.rawHeaders[i].toLowerCase() === "set-cookie") raw.push(res.rawHeaders[i + 1]);
   }
   assert.equal(raw.length, 3);
+  // In the worker's (sorted) header order, as Miniflare 2 sends them
+  const names = res.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+  const at = (name: string) => names.indexOf(name);
+  assert.ok(at("content-type") < at("set-cookie") && names.lastIndexOf("set-cookie") < at("x-multi"), names.join(", "));
 });
 
 test("a streamed response arrives in chunks before the worker finishes", async (t) => {
