@@ -177,11 +177,12 @@ function normalise(arg: CliArg, value: unknown, badBoolean: string | undefined):
   const display = (v: unknown) => (Array.isArray(v) ? v.map(meaning) : v);
   switch (type) {
     case OptionType.BOOLEAN: {
-      // Declared as a boolean array so that repeats are visible
+      // Declared as a boolean array so that repeats are visible. The last
+      // wins, so `--watch --no-watch` (say, a flag appended to an npm
+      // script's) turns it off, as in Miniflare 2
       if (badBoolean !== undefined) unexpected(arg, badBoolean, "boolean");
       const values = value as boolean[];
-      if (values.length !== 1) unexpected(arg, values, "boolean");
-      return values[0];
+      return values[values.length - 1];
     }
     case OptionType.NUMBER:
       if (typeof value !== "string" || !numeric(value)) {
@@ -196,7 +197,12 @@ function normalise(arg: CliArg, value: unknown, badBoolean: string | undefined):
       if (value === "" && type === OptionType.STRING) unexpected(arg, true, "string");
       return value;
     case OptionType.BOOLEAN_STRING:
-      if (Array.isArray(value)) unexpected(arg, display(value), "boolean/string");
+      if (Array.isArray(value)) {
+        // A negation (`--cf-fetch --no-cf-fetch`) is the last word; two
+        // values are ambiguous
+        if (!value.includes(false)) unexpected(arg, display(value), "boolean/string");
+        value = value[value.length - 1];
+      }
       return value === "" ? true : value;
     case OptionType.BOOLEAN_NUMBER: {
       if (Array.isArray(value)) unexpected(arg, display(value), "boolean/number");

@@ -108,7 +108,8 @@ interface Row {
  * plugin with options (help/version first, in the first section). Each row is
  * ` -a, --name   description   [type]`, with types right-aligned to `width`
  * columns and descriptions wrapped to fit. The text is only as wide as the
- * longest row needs; without a width (not a terminal) nothing is wrapped.
+ * longest row needs; without a width (not a terminal) nothing is wrapped
+ * or padded.
  * Colours come from kleur, which disables them when not writing to a terminal.
  */
 export function buildHelp(
@@ -146,7 +147,9 @@ export function buildHelp(
   const nameLength = max((row) => row.label.length);
   const indent = nameLength + 8; // " -a, " + "--" + name + " "
   const natural = indent + max((row) => row.description.length) + max((row) => row.type.length) + 3;
-  const columns = Math.min(natural, width ?? natural);
+  // Not a terminal (or one that reports no width): rows aren't padded
+  const wrapping = width !== undefined && width > 0;
+  const columns = wrapping ? Math.min(natural, width) : natural;
 
   const usage = positional === undefined ? "[options]" : `[${positional}] [options]`;
   let out = `${bold("Usage:")} ${execName} ${usage}\n`;
@@ -154,10 +157,10 @@ export function buildHelp(
     out += `\n${bold(`${title}:`)}\n`;
     for (const { alias, label, description, type } of rows) {
       const lineLength = Math.max(1, columns - (indent + type.length + 3));
-      const [first, ...more] = wrap(description, lineLength);
+      const [first, ...more] = wrapping ? wrap(description, lineLength) : [description];
       out += grey(alias === undefined ? "     " : ` -${alias}, `);
       out += `--${label}`.padEnd(nameLength + 3);
-      out += first.padEnd(lineLength);
+      out += wrapping ? first.padEnd(lineLength) : first;
       out += grey(` [${type}]`);
       for (const line of more) out += `\n${"".padEnd(indent)}${line}`;
       out += "\n";

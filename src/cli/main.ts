@@ -47,6 +47,19 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
 }
 
 
+/**
+ * A failure that stops the command: logged, and printed again without the
+ * log's prefix on stderr, as Miniflare 2 did (so `2>errors.log` has it)
+ */
+function reportFatal(log: Log, error: unknown): void {
+  try {
+    log.error(error as Error);
+  } catch {
+    // A log that throws (NoOpLog) still leaves stderr
+  }
+  console.error(error);
+}
+
 async function openBrowser(mf: Miniflare, server: http.Server): Promise<void> {
   const url = await mf.getOpenURL(server);
   if (url === undefined) return;
@@ -99,7 +112,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       const server = await mf.startREPL();
       await new Promise<void>((resolve) => server.on("exit", resolve));
     } catch (e: any) {
-      log.error(e);
+      reportFatal(log, e);
       await mf.dispose();
       return 1;
     }
@@ -111,7 +124,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   try {
     server = await mf.startServer();
   } catch (e: any) {
-    log.error(e);
+    reportFatal(log, e);
     await mf.dispose();
     return 1;
   }

@@ -281,9 +281,16 @@ test("parseArgv: BOOLEAN: non-boolean values are an error", () => {
   assertValueError(["-w=1"], 'Unexpected value for --watch: "1" (expected boolean)');
 });
 
-test("parseArgv: BOOLEAN: repeating is an error", () => {
-  assertValueError(["--watch", "-w"], "Unexpected value for --watch: [true,true] (expected boolean)");
-  assertValueError(["--watch", "--no-watch"], "Unexpected value for --watch: [true,false] (expected boolean)");
+test("parseArgv: BOOLEAN: when repeated, the last wins (so an appended --no-watch turns it off)", () => {
+  assert.deepEqual(parse("--watch", "--no-watch"), { watch: false });
+  assert.deepEqual(parse("--no-watch", "--watch"), { watch: true });
+  assert.deepEqual(parse("--watch", "-w"), { watch: true });
+});
+
+test("parseArgv: BOOLEAN_STRING: a negation is the last word; two values are an error", () => {
+  assert.deepEqual(parse("--cf-fetch", "--no-cf-fetch"), { cfFetch: false });
+  assert.deepEqual(parse("--cf-fetch", "a.json", "--no-cf-fetch"), { cfFetch: false });
+  assertValueError(["--cf-fetch", "a.json", "--cf-fetch", "b.json"], 'Unexpected value for --cf-fetch: ["a.json","b.json"] (expected boolean/string)');
 });
 
 // NUMBER
@@ -572,40 +579,40 @@ test("buildHelp: section titles derive from plugin class names", () => {
   assert.equal(sectionTitle("HTMLRewriterPlugin"), "HTML Rewriter Options");
 });
 
-test("buildHelp: lists every flag like Miniflare 2", () => {
+test("buildHelp: lists every flag like Miniflare 2 (not on a terminal: nothing padded)", () => {
   assert.equal(
     help(),
     `Usage: miniflare [script] [options]
 
 Core Options:
- -h, --help              Show help                                                          [boolean]
- -v, --version           Show version number                                                [boolean]
- -d, --debug             Enable debug logging                                               [boolean]
- -V, --verbose           Enable verbose logging                                             [boolean]
- -c, --wrangler-config   Path to wrangler.toml                                               [string]
- -m, --modules           Enable modules                                                     [boolean]
-     --modules-rule      Modules import rule                                        [array:TYPE=GLOB]
-     --compat-flag       Control specific backwards-incompatible changes                      [array]
- -w, --watch             Watch files for changes                                            [boolean]
-     --(no-)update-check Enable update checker (enabled by default)                         [boolean]
+ -h, --help              Show help [boolean]
+ -v, --version           Show version number [boolean]
+ -d, --debug             Enable debug logging [boolean]
+ -V, --verbose           Enable verbose logging [boolean]
+ -c, --wrangler-config   Path to wrangler.toml [string]
+ -m, --modules           Enable modules [boolean]
+     --modules-rule      Modules import rule [array:TYPE=GLOB]
+     --compat-flag       Control specific backwards-incompatible changes [array]
+ -w, --watch             Watch files for changes [boolean]
+     --(no-)update-check Enable update checker (enabled by default) [boolean]
 
 HTTP Options:
- -H, --host              Host for HTTP(S) server to listen on                                [string]
- -p, --port              Port for HTTP(S) server to listen on                                [number]
- -O, --open              Automatically open browser to URL                           [boolean/string]
-     --(no-)cf-fetch     Path for cached Request cf object from Cloudflare           [boolean/string]
-     --inspect           Enable the inspector (on optional port)                     [boolean/number]
+ -H, --host              Host for HTTP(S) server to listen on [string]
+ -p, --port              Port for HTTP(S) server to listen on [number]
+ -O, --open              Automatically open browser to URL [boolean/string]
+     --(no-)cf-fetch     Path for cached Request cf object from Cloudflare [boolean/string]
+     --inspect           Enable the inspector (on optional port) [boolean/number]
 
 KV Options:
- -k, --kv                KV namespace to bind                                                 [array]
-     --kv-persist        Persist KV data (to optional path)                          [boolean/string]
+ -k, --kv                KV namespace to bind [array]
+     --kv-persist        Persist KV data (to optional path) [boolean/string]
 
 Durable Objects Options:
- -o, --do                Durable Object to bind                            [array:NAME=CLASS[@MOUNT]]
-     --do-persist        Persist Durable Object data (to optional path)              [boolean/string]
+ -o, --do                Durable Object to bind [array:NAME=CLASS[@MOUNT]]
+     --do-persist        Persist Durable Object data (to optional path) [boolean/string]
 
 Bindings Options:
- -b, --binding           Binds variable/secret to environment                       [array:KEY=VALUE]`
+ -b, --binding           Binds variable/secret to environment [array:KEY=VALUE]`
   );
 });
 
@@ -619,8 +626,11 @@ test("buildHelp: wraps descriptions to the width", () => {
   assert.equal(lines[index], "     --compat-flag       Control specific            [array]");
   assert.equal(lines[index + 1], "                         backwards-incompatible");
   assert.equal(lines[index + 2], "                         changes");
-  // Wider terminals don't add padding
-  assert.equal(help(1000), help());
+  // Wider terminals don't add padding beyond what the longest row needs
+  const wide = help(1000).split("\n");
+  assert.ok(wide.some((line) => line.length > 0 && / {2,}\[/.test(line)), "types aligned");
+  // A terminal that reports no width (0) is treated as no terminal
+  assert.equal(help(0), help());
 });
 
 test("buildHelp: uses the executable name, defaulting to MINIFLARE_EXEC_NAME", () => {

@@ -53,6 +53,16 @@ test("bin: reports a worker syntax error with the file and exits 1", async (t) =
   assert.match(run.output(), /worker\.js:2/);
 });
 
+test("bin: a script that can't load is logged, printed again on stderr, and exits 1", async (t) => {
+  const tmp = await useTmp(t);
+  const run = runBin(t, ["missing.js", "--port", "0", "--no-update-check"], tmp);
+  assert.equal(await run.exited, 1);
+  // As Miniflare 2: the log line on stdout, the bare error on stderr
+  assert.match(run.stdout(), /^\[mf:err\] Error: ENOENT: no such file or directory.*missing\.js/m);
+  assert.match(run.stderr(), /^Error: ENOENT: no such file or directory.*missing\.js/m);
+  assert.doesNotMatch(run.stderr(), /\[mf:err\]/);
+});
+
 test("bin: a thrown error becomes a 500 with the stack, and the server keeps serving", async (t) => {
   const tmp = await useTmp(t);
   await writeFiles(tmp, {

@@ -12,6 +12,10 @@ export interface Run {
   child: ChildProcess;
   /** stdout and stderr so far, interleaved */
   output: () => string;
+  /** stdout so far */
+  stdout: () => string;
+  /** stderr so far */
+  stderr: () => string;
   /** Resolves to the exit code (null when killed by a signal) */
   exited: Promise<number | null>;
 }
@@ -26,15 +30,23 @@ export function runNode(t: TestContext, args: string[], cwd = rootPath, env: Nod
     env: { ...process.env, NODE_OPTIONS: "", FORCE_COLOR: "0", NO_COLOR: "1", ...env },
   });
   let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => {
+    output += chunk;
+    stdout += chunk;
+  });
+  child.stderr!.on("data", (chunk) => {
+    output += chunk;
+    stderr += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   t.after(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill("SIGKILL");
     await exited;
   });
-  return { child, output: () => output, exited };
+  return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Runs `miniflare` (bin/miniflare.js) with `args` */
