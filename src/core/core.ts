@@ -47,6 +47,7 @@ import {
   getPluginEntries,
   optionsEqual,
   splitPluginOptions,
+  unsupportedOptionKeys,
   splitWranglerConfig,
   throwNoScriptError,
 } from "./options.js";
@@ -134,6 +135,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     this.#storageFactory = ctx.storageFactory ?? new VariedStorageFactory();
     this.#previousSetOptions = options;
     this.#overrides = splitPluginOptions(this.#plugins, options);
+    this.#warnUnsupported(options);
     this.#initPromise = this.#init().then(() => this.#reload());
     // Errors surface on the first awaited call; don't also report them as
     // unhandled if the caller never awaits anything
@@ -142,6 +144,16 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
 
   get log(): Log {
     return this.#ctx.log;
+  }
+
+  /** Miniflare 2 options of features not built yet are ignored, but never silently */
+  #warnedUnsupported = new Set<string>();
+  #warnUnsupported(options: Context): void {
+    for (const key of unsupportedOptionKeys(this.#plugins, options)) {
+      if (this.#warnedUnsupported.has(key)) continue;
+      this.#warnedUnsupported.add(key);
+      this.#ctx.log.warn(`Option "${key}" is not supported yet, and is ignored`);
+    }
   }
 
   async #loadOptions(): Promise<{ options: SplitOptions; rootPath: string }> {
@@ -493,6 +505,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       options = { ...this.#previousSetOptions, ...options };
       this.#previousSetOptions = options;
       this.#overrides = splitPluginOptions(this.#plugins, options);
+      this.#warnUnsupported(options);
       await this.#init();
       await this.#reload(dispatchReloadEvent);
     });

@@ -46,6 +46,32 @@ export function splitPluginOptions(plugins: PluginEntries, options: Context): Sp
   return result;
 }
 
+/** Miniflare 2 options of features this package doesn't have yet */
+const NOT_YET_SUPPORTED = [
+  "name",
+  "routes",
+  "mounts",
+  "crons",
+  "cache",
+  "cachePersist",
+  "cacheWarnUsage",
+  "r2Buckets",
+  "r2Persist",
+  "d1Databases",
+  "d1Persist",
+  "queueBindings",
+  "queueConsumers",
+  "sitePath",
+  "siteInclude",
+  "siteExclude",
+];
+
+/** Keys of `options` that are Miniflare 2 options no plugin here declares */
+export function unsupportedOptionKeys(plugins: PluginEntries, options: Context): string[] {
+  const declared = new Set(plugins.flatMap(([, plugin]) => [...(plugin.prototype.opts?.keys() ?? [])]));
+  return NOT_YET_SUPPORTED.filter((key) => options[key] !== undefined && !declared.has(key));
+}
+
 /** API/CLI options (overrides) win over wrangler.toml, key by key */
 export function splitWranglerConfig(
   plugins: PluginEntries,

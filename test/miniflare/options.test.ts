@@ -9,7 +9,9 @@ import {
   Response,
   type ReloadEvent,
 } from "../../src/index.js";
+import { LogLevel } from "../../src/shared/log.js";
 import { assertRejectsMiniflare } from "../helpers/errors.js";
+import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 import { ADD_WASM } from "../helpers/wasm.js";
@@ -654,4 +656,22 @@ test("Miniflare: options: log is the Log in use", async (t) => {
   const mf = useMiniflare(t, { script: "// empty" });
   assert.equal(typeof mf.log.info, "function");
   assert.equal(mf.log.constructor.name, "NoOpLog");
+});
+
+test("Miniflare: options of Miniflare 2 features not built yet are ignored with a warning, once each", async (t) => {
+  const log = new TestLog();
+  const mf = useMiniflare(t, {
+    log,
+    script: 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
+    mounts: { api: "./api" },
+    crons: ["* * * * *"],
+    kvNamespaces: ["NS"],
+  } as any);
+  assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
+  await mf.setOptions({ r2Buckets: ["BUCKET"] } as any);
+  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
+    'Option "mounts" is not supported yet, and is ignored',
+    'Option "crons" is not supported yet, and is ignored',
+    'Option "r2Buckets" is not supported yet, and is ignored',
+  ]);
 });
