@@ -81,7 +81,8 @@ export async function createServer(
     liveReload = current?.liveReload ?? false;
     maxConnectionsPerIp = current?.maxConnectionsPerIp;
     requestBodyLimit = current?.requestBodyLimit ?? DEFAULT_REQUEST_BODY_LIMIT;
-    server.headersTimeout = headersTimeout(current?.headersTimeout);
+    // (a headersTimeout given to createServer() stays)
+    if (options.headersTimeout === undefined) server.headersTimeout = headersTimeout(current?.headersTimeout);
     void current?.setupCf();
     // Open pages reload when their socket closes with 1012
     liveReloadServer.reload();
@@ -152,8 +153,9 @@ export async function createServer(
   server.once("close", () => void cleanups.get(server)?.());
   // A client that sends garbage gets a 400 (a 408 if its headers took too
   // long), never a crash
-  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
-    if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy();
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex & { _httpMessage?: http.ServerResponse }) => {
+    // (no status line in the middle of a response already under way)
+    if (error.code === "ECONNRESET" || !socket.writable || socket._httpMessage?.headersSent) return socket.destroy();
     const status =
       error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     refuseUpgrade(socket, status, http.STATUS_CODES[status] ?? "Bad Request");

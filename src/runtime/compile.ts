@@ -13,8 +13,12 @@ import vm from "node:vm";
  *
  * The cache is turned off only while the script compiles (V8 reads the
  * flag at each lookup and insertion), so code outside Miniflare keeps it.
+ * If the process was started without it, it's left off. (V8's flags are
+ * per process: worker threads compiling workers at the same moment could
+ * re-enable it under each other, costing only that leak's protection.)
  */
 export function compileScript(code: string, options: vm.ScriptOptions): vm.Script {
+  if (cacheOffAlready) return new vm.Script(code, options);
   v8.setFlagsFromString("--no-compilation-cache");
   try {
     return new vm.Script(code, options);
@@ -22,3 +26,7 @@ export function compileScript(code: string, options: vm.ScriptOptions): vm.Scrip
     v8.setFlagsFromString("--compilation-cache");
   }
 }
+
+const cacheOffAlready = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some(
+  (arg) => arg === "--no-compilation-cache" || arg === "--no-compilation_cache"
+);

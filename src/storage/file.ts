@@ -171,16 +171,28 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
 // Windows can't open a directory to flush it (and NTFS journals renames)
 const canSyncDirectories = process.platform !== "win32";
 
+// Errors of file systems that can't flush a directory (SMB/CIFS, some FUSE
+// and WSL mounts): there, the rename is as durable as it gets
+const CANNOT_SYNC_DIRECTORY = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP", "EISDIR", "EPERM", "EACCES"]);
+
 /** Flushes a directory's entries (new, renamed and removed names) to disk */
 async function syncDirectory(dir: string): Promise<void> {
   if (!canSyncDirectories) return;
   const handle = await fs.open(dir, "r");
   try {
     await handle.sync();
+  } catch (e: any) {
+    if (!CANNOT_SYNC_DIRECTORY.has(e?.code)) throw e;
   } finally {
     await handle.close();
   }
 }
+
+/**
+ * Directories being created and flushed into their parents, by path, so a
+ * writer that finds one already there waits until it's durable
+ */
+const creating = new Map<string, Promise<void>>();
 
 export class FileStorage extends Storage implements ListSource<unknown> {
   readonly #root: string;
@@ -291,8 +303,9 @@ export class FileStorage extends Storage implements ListSource<unknown> {
     try {
       const data = await fs.readFile(aside);
       if (!this.#expired(decodeEntry(data, path.basename(file)).header)) {
-        // Put back, unless yet another write has landed since
+        // Put back, unless yet another write has landed since, durably
         await fs.link(aside, file).catch(() => {});
+        await this.#syncRoot();
       }
     } finally {
       await fs.rm(aside, { force: true });
@@ -332,10 +345,26 @@ export class FileStorage extends Storage implements ListSource<unknown> {
   async #createRoot(): Promise<void> {
     // The topmost directory that didn't exist yet, if any
     const first = await fs.mkdir(this.#root, { recursive: true });
-    if (first === undefined) return;
+    if (first === undefined) {
+      // Made by another writer: wait until it (and its parents) are flushed
+      for (let dir = this.#root; ; dir = path.dirname(dir)) {
+        await creating.get(dir)?.catch(() => {});
+        if (path.dirname(dir) === dir) return;
+      }
+    }
+    const created: string[] = [];
     for (let dir = this.#root; ; dir = path.dirname(dir)) {
-      await syncDirectory(path.dirname(dir));
+      created.push(dir);
       if (dir === first || path.dirname(dir) === dir) break;
+    }
+    const flushed = (async () => {
+      for (const dir of created) await syncDirectory(path.dirname(dir));
+    })();
+    for (const dir of created) creating.set(dir, flushed);
+    try {
+      await flushed;
+    } finally {
+      for (const dir of created) if (creating.get(dir) === flushed) creating.delete(dir);
     }
   }
 

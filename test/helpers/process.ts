@@ -61,7 +61,7 @@ export async function waitForOutput(run: Run, pattern: RegExp | string, timeout 
   for (;;) {
     const match = run.output().match(regexp);
     if (match) return match;
-    if (run.child.exitCode !== null || Date.now() > deadline) {
+    if (run.child.exitCode !== null || run.child.signalCode !== null || Date.now() > deadline) {
       throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
     }
     await sleep(25);

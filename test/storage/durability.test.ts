@@ -21,7 +21,11 @@ type Event = string;
  * "rename <from> <to>", with temporary files named "temp". Flushes take
  * `delay` ms, so anything that doesn't wait for them shows up.
  */
-async function recordFileSystem(t: TestContext, root: string, delay = 0): Promise<Event[]> {
+async function recordFileSystem(
+  t: TestContext,
+  root: string,
+  delay: number | ((name: string) => number) = 0
+): Promise<Event[]> {
   const events: Event[] = [];
   const name = (file: string) => {
     const relative = path.relative(root, String(file));
@@ -53,7 +57,7 @@ async function recordFileSystem(t: TestContext, root: string, delay = 0): Promis
     async function (this: object) {
       const file = opened.get(this) ?? "?";
       events.push(`${kind} ${file}`);
-      await sleep(delay);
+      await sleep(typeof delay === "number" ? delay : delay(file));
       await real.call(this);
       events.push(`synced ${file}`);
     };
@@ -98,6 +102,23 @@ test("FileStorage: the first put also flushes the new directory's parent", async
   assert.ok(events.indexOf("synced .") !== -1 && events.indexOf("synced .") < rename, events.join("\n"));
   assert.ok(events.indexOf("synced a") !== -1 && events.indexOf("synced a") < rename, events.join("\n"));
   assert.deepEqual(events.slice(-3), ["sync a/b", "synced a/b", "resolved"]);
+});
+
+test("FileStorage: concurrent first writes to a new namespace all wait for its folder to be flushed into its parent", async (t) => {
+  const tmp = await useTmp(t);
+  // The parent's flush is slow: a writer that didn't wait for it would
+  // resolve first
+  const events = await recordFileSystem(t, tmp, (name) => (name === "." ? 200 : 0));
+  const storage = new FileStorage(path.join(tmp, "ns"));
+  const other = new FileStorage(path.join(tmp, "ns")); // another instance, same folder
+  await Promise.all([
+    storage.put("a", { value: utf8("a") }).then(() => events.push("resolved a")),
+    other.put("b", { value: utf8("b") }).then(() => events.push("resolved b")),
+  ]);
+  const parentFlushed = events.indexOf("synced .");
+  assert.ok(parentFlushed !== -1, events.join("\n"));
+  assert.ok(parentFlushed < events.indexOf("resolved a"), events.join("\n"));
+  assert.ok(parentFlushed < events.indexOf("resolved b"), events.join("\n"));
 });
 
 test("FileStorage: a delete resolves after the directory is flushed", async (t) => {

@@ -1,5 +1,6 @@
 // Check 24: one process per persist directory, run with real processes
 import assert from "node:assert/strict";
+import { realpathSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -47,7 +48,7 @@ test("lock: a second process fails fast with ERR_LOCKED naming the owner's pid, 
       assert.ok(error instanceof FileStorageError);
       assert.equal(error.code, "ERR_LOCKED");
       assert.match(error.message, new RegExp(`locked by pid ${owner.child.pid}\\b`));
-      assert.ok(error.message.includes(path.join(dir, LOCK_FILE_NAME)), error.message);
+      assert.ok(error.message.includes(path.join(realpathSync(dir), LOCK_FILE_NAME)), error.message);
       return true;
     }
   );
@@ -78,8 +79,24 @@ test("lock: a lock left by a killed process is taken over", async (t) => {
   assert.deepEqual(await fs.readdir(dir), [LOCK_FILE_NAME]);
 });
 
-test("lock: a half-written or foreign lock file is treated as stale", async (t) => {
-  for (const content of ["", "{", JSON.stringify({ pid: 1, host: `not-${os.hostname()}` })]) {
+test("lock: a lock from another host counts as held: ERR_LOCKED names the host", async (t) => {
+  const dir = await useTmp(t);
+  const real = await fs.realpath(dir);
+  await fs.writeFile(path.join(dir, LOCK_FILE_NAME), JSON.stringify({ pid: 1234, host: "elsewhere" }));
+  assert.throws(
+    () => acquireLock(dir),
+    (error: any) => {
+      assert.equal(error.code, "ERR_LOCKED");
+      assert.ok(error.message.includes("locked by pid 1234 on host elsewhere: "), error.message);
+      assert.ok(error.message.endsWith(`delete ${path.join(real, LOCK_FILE_NAME)}`), error.message);
+      return true;
+    }
+  );
+  assert.equal((await lockOwner(dir))?.host, "elsewhere");
+});
+
+test("lock: a half-written lock file is treated as stale", async (t) => {
+  for (const content of ["", "{", "not json"]) {
     const dir = await useTmp(t);
     await fs.writeFile(path.join(dir, LOCK_FILE_NAME), content);
     acquireLock(dir);
@@ -91,11 +108,15 @@ test("lock: a half-written or foreign lock file is treated as stale", async (t) 
 
 test("lock: instances in one process share a directory; the last release removes the file", async (t) => {
   const dir = await useTmp(t);
+  // The same folder through a symlink is the same lock
+  const link = `${dir}-link`;
+  await fs.symlink(dir, link);
+  t.after(() => fs.rm(link, { force: true }));
   acquireLock(dir);
-  acquireLock(path.join(dir, ".")); // the same directory, spelled differently
+  acquireLock(link);
   releaseLock(dir);
   assert.equal((await lockOwner(dir))?.pid, process.pid, "still held by the second");
-  releaseLock(dir);
+  releaseLock(link);
   assert.equal(await lockOwner(dir), undefined);
   releaseLock(dir); // more releases than acquires do nothing
 });
@@ -143,4 +164,20 @@ test("lock: a second `miniflare` on the same --kv-persist directory exits with t
   assert.equal(await first.exited, 0);
   // Its lock went with it
   assert.equal(await lockOwner(path.join(tmp, "data")), undefined);
+});
+
+test("lock: Durable Objects with alarms off still fail at start on a locked folder", async (t) => {
+  const dir = await useTmp(t);
+  const owner = lockingChild(t, dir);
+  await waitForOutput(owner, "locked");
+  const mf = new Miniflare({
+    modules: true,
+    script: "export class O {} export default { fetch() { return new Response('no object used'); } }",
+    durableObjects: { O: "O" },
+    durableObjectsPersist: dir,
+    durableObjectsAlarms: false,
+  });
+  t.after(() => mf.dispose());
+  // Even a request that never touches an object: the instance didn't start
+  await assert.rejects(mf.dispatchFetch("http://localhost/"), { code: "ERR_LOCKED" });
 });

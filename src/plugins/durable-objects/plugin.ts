@@ -270,8 +270,12 @@ export class DurableObjectsPlugin
     for (const { name } of this.#objects) {
       bindings[name] = this.getNamespace(storageFactory, name);
     }
-    if (this.#alarmStore) {
-      await this.#alarmStore.setup(storageFactory.storage(ALARM_STORE_NAMESPACE, this.#persist));
+    // Opening the store at setup also locks a persist folder now, alarms or
+    // not, so a second process fails at start rather than at its first
+    // request to an object
+    if (this.#objects.length > 0 || this.#alarmStore) {
+      const alarmStorage = storageFactory.storage(ALARM_STORE_NAMESPACE, this.#persist);
+      if (this.#alarmStore) await this.#alarmStore.setup(alarmStorage);
     }
     const additionalEntries: string[] = [];
     for (const { scriptPath } of this.#objects) {

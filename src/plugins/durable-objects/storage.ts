@@ -655,9 +655,12 @@ export class DurableObjectStorage {
     options?: DurableObjectPutOptions
   ): Promise<T> {
     type Done = { done: true; result: T; confirmed?: Promise<void> };
-    // The writes' confirmation, once staged: only its failure fails the
-    // response. A closure that throws (and is caught) fails nothing else.
-    let staged: Promise<void> | undefined;
+    // What the output gate waits for: the writes' confirmation once staged,
+    // so only a failed write fails the response. A closure that throws fails
+    // just the transaction's promise (left to the caller: unhandled if
+    // nobody awaits it, as in production).
+    let settleGate!: (confirmed?: Promise<void>) => void;
+    const gate = new Promise<void>((resolve) => (settleGate = resolve));
     type Attempt = Done | { done: false };
     const attempt = async (): Promise<Attempt> => {
       const txn = new DurableObjectTransaction(this, this.#commitCount);
@@ -679,6 +682,13 @@ export class DurableObjectStorage {
       return { done: true, result, confirmed };
     };
     const run = async (): Promise<T> => {
+      try {
+        return await attempts();
+      } finally {
+        settleGate(); // (no effect if the writes were staged)
+      }
+    };
+    const attempts = async (): Promise<T> => {
       const first = await attempt();
       let outcome: Done;
       if (first.done) {
@@ -703,18 +713,18 @@ export class DurableObjectStorage {
           outcome = await this.#retryMutex.runWith(() => retryingStorage.run(inside, retry));
         }
       }
-      staged = outcome.confirmed;
+      settleGate(outcome.confirmed);
       await outcome.confirmed;
       return outcome.result;
     };
-    const result = runWithInputGateClosed(run, options?.allowConcurrency);
     if (!options?.allowUnconfirmed) {
-      const gated = result.then(() => undefined, () => staged);
-      // Seen by the output gate, if there is one; the caller has `result`
-      gated.catch(() => {});
-      waitUntilOnOutputGate(gated);
+      // (Seen by the output gate, if there is one; marked handled so that a
+      // failed write outside any request isn't also an unhandled rejection:
+      // the caller sees it through the result)
+      gate.catch(() => {});
+      waitUntilOnOutputGate(gate);
     }
-    return result;
+    return runWithInputGateClosed(run, options?.allowConcurrency);
   }
 }
 
