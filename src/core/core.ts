@@ -48,6 +48,7 @@ import {
   optionsEqual,
   splitPluginOptions,
   unsupportedOptionKeys,
+  unsupportedWranglerSections,
   splitWranglerConfig,
   throwNoScriptError,
 } from "./options.js";
@@ -135,7 +136,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     this.#storageFactory = ctx.storageFactory ?? new VariedStorageFactory();
     this.#previousSetOptions = options;
     this.#overrides = splitPluginOptions(this.#plugins, options);
-    this.#warnUnsupported(options);
+    this.#warnUnsupported(unsupportedOptionKeys(this.#plugins, options), "Option");
     this.#initPromise = this.#init().then(() => this.#reload());
     // Errors surface on the first awaited call; don't also report them as
     // unhandled if the caller never awaits anything
@@ -148,11 +149,11 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
 
   /** Miniflare 2 options of features not built yet are ignored, but never silently */
   #warnedUnsupported = new Set<string>();
-  #warnUnsupported(options: Context): void {
-    for (const key of unsupportedOptionKeys(this.#plugins, options)) {
-      if (this.#warnedUnsupported.has(key)) continue;
-      this.#warnedUnsupported.add(key);
-      this.#ctx.log.warn(`Option "${key}" is not supported yet, and is ignored`);
+  #warnUnsupported(names: string[], what: string): void {
+    for (const name of names) {
+      if (this.#warnedUnsupported.has(name)) continue;
+      this.#warnedUnsupported.add(name);
+      this.#ctx.log.warn(`${what} "${name}" is not supported yet, and is ignored`);
     }
   }
 
@@ -168,6 +169,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       this.#wranglerConfigPath = resolved;
       try {
         const config = await readWranglerConfig(resolved, core.wranglerConfigEnv);
+        this.#warnUnsupported(unsupportedWranglerSections(this.#plugins, config), "wrangler.toml section");
         options = splitWranglerConfig(
           this.#plugins,
           this.#overrides,
@@ -505,7 +507,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       options = { ...this.#previousSetOptions, ...options };
       this.#previousSetOptions = options;
       this.#overrides = splitPluginOptions(this.#plugins, options);
-      this.#warnUnsupported(options);
+      this.#warnUnsupported(unsupportedOptionKeys(this.#plugins, options), "Option");
       await this.#init();
       await this.#reload(dispatchReloadEvent);
     });

@@ -66,9 +66,30 @@ const NOT_YET_SUPPORTED = [
   "siteExclude",
 ];
 
+/** wrangler.toml sections of those features: name, the option it feeds, whether it's set */
+const NOT_YET_SUPPORTED_WRANGLER: [section: string, option: string, present: (config: WranglerConfig) => unknown][] = [
+  ["[triggers] crons", "crons", (config) => config.triggers?.crons?.length],
+  ["r2_buckets", "r2Buckets", (config) => config.r2_buckets?.length],
+  ["d1_databases", "d1Databases", (config) => config.d1_databases?.length],
+  ["queues", "queueBindings", (config) => config.queues?.producers?.length || config.queues?.consumers?.length],
+  ["[site]", "sitePath", (config) => config.site?.bucket],
+];
+
+function declaredOptions(plugins: PluginEntries): Set<string | symbol> {
+  return new Set(plugins.flatMap(([, plugin]) => [...(plugin.prototype.opts?.keys() ?? [])]));
+}
+
+/** wrangler.toml sections set in `config` that feed options no plugin here declares */
+export function unsupportedWranglerSections(plugins: PluginEntries, config: WranglerConfig): string[] {
+  const declared = declaredOptions(plugins);
+  return NOT_YET_SUPPORTED_WRANGLER.filter(([, option, present]) => present(config) && !declared.has(option)).map(
+    ([section]) => section
+  );
+}
+
 /** Keys of `options` that are Miniflare 2 options no plugin here declares */
 export function unsupportedOptionKeys(plugins: PluginEntries, options: Context): string[] {
-  const declared = new Set(plugins.flatMap(([, plugin]) => [...(plugin.prototype.opts?.keys() ?? [])]));
+  const declared = declaredOptions(plugins);
   return NOT_YET_SUPPORTED.filter((key) => options[key] !== undefined && !declared.has(key));
 }
 

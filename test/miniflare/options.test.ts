@@ -675,3 +675,27 @@ test("Miniflare: options of Miniflare 2 features not built yet are ignored with 
     'Option "r2Buckets" is not supported yet, and is ignored',
   ]);
 });
+
+test("Miniflare: wrangler.toml sections of features not built yet are ignored with a warning", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": `
+      [triggers]
+      crons = ["*/5 * * * *"]
+      [site]
+      bucket = "./public"
+      [[r2_buckets]]
+      binding = "BUCKET"
+    `,
+    "worker.js": 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
+  });
+  const log = new TestLog();
+  const mf = useMiniflare(t, { log, rootPath: tmp, scriptPath: "worker.js", wranglerConfigPath: true });
+  assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
+  await mf.reload();
+  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
+    'wrangler.toml section "[triggers] crons" is not supported yet, and is ignored',
+    'wrangler.toml section "r2_buckets" is not supported yet, and is ignored',
+    'wrangler.toml section "[site]" is not supported yet, and is ignored',
+  ]);
+});
