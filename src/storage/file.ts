@@ -168,7 +168,8 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return results;
 }
 
-// Windows can't open a directory to flush it (and NTFS journals renames)
+// Windows can't open a directory to flush it: there, how durable a rename is
+// when it returns is up to the file system
 const canSyncDirectories = process.platform !== "win32";
 
 // Errors of file systems that can't flush a directory (SMB/CIFS, some FUSE

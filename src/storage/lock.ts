@@ -39,6 +39,7 @@ function lockKey(folder: string): string {
   createFolder(resolved);
   return fs.realpathSync.native(resolved);
 }
+
 let exitHookInstalled = false;
 
 function readOwner(file: string): LockOwner | undefined {
@@ -163,7 +164,7 @@ export function acquireLock(folder: string): void {
     // had the same pid (after a restart), so stale
     if (owner?.pid === process.pid && owner.host === os.hostname()) break;
     if (ownerLive(owner)) throw lockedError(resolved, owner!);
-    if (attempt >= 3) throw lockedError(resolved, owner ?? { pid: -1, host: "" });
+    if (attempt >= 3) throw lockedError(resolved, owner ?? { pid: -1, host: os.hostname() });
     // Stale: move it aside, making sure it's still the stale one we read
     const aside = `${file}.stale-${process.pid}-${randomHex()}`;
     try {
