@@ -342,17 +342,21 @@ export class FileStorage extends Storage implements ListSource<unknown> {
     return this.#nextRootSync;
   }
 
+  /** Resolves once no writer here is still flushing this folder (or a parent) into place */
+  async #folderDurable(): Promise<void> {
+    if (creating.size === 0) return;
+    for (let dir = this.#root; ; dir = path.dirname(dir)) {
+      await creating.get(dir)?.catch(() => {});
+      if (path.dirname(dir) === dir) return;
+    }
+  }
+
   /** Creates the namespace directory, durably: each new directory's parent learns its name */
   async #createRoot(): Promise<void> {
     // The topmost directory that didn't exist yet, if any
     const first = await fs.mkdir(this.#root, { recursive: true });
-    if (first === undefined) {
-      // Made by another writer: wait until it (and its parents) are flushed
-      for (let dir = this.#root; ; dir = path.dirname(dir)) {
-        await creating.get(dir)?.catch(() => {});
-        if (path.dirname(dir) === dir) return;
-      }
-    }
+    // Made by another writer: wait until it (and its parents) are flushed
+    if (first === undefined) return this.#folderDurable();
     const created: string[] = [];
     for (let dir = this.#root; ; dir = path.dirname(dir)) {
       created.push(dir);
@@ -402,6 +406,9 @@ export class FileStorage extends Storage implements ListSource<unknown> {
       throw this.#hidePaths(e);
     }
     if (syncRoot) await this.#syncRoot();
+    // The folder may have been made a moment ago by another writer, whose
+    // flush of it into its parent isn't done yet
+    await this.#folderDurable();
   }
 
   async has(key: string): Promise<boolean> {

@@ -121,6 +121,20 @@ test("FileStorage: concurrent first writes to a new namespace all wait for its f
   assert.ok(parentFlushed < events.indexOf("resolved b"), events.join("\n"));
 });
 
+test("FileStorage: a write to a folder another writer is still flushing into place waits for that flush", async (t) => {
+  const tmp = await useTmp(t);
+  const events = await recordFileSystem(t, tmp, (name) => (name === "." ? 200 : 0));
+  const storage = new FileStorage(path.join(tmp, "ns"));
+  const other = new FileStorage(path.join(tmp, "ns"));
+  const a = storage.put("a", { value: utf8("a") }).then(() => events.push("resolved a"));
+  // The folder exists now, but its parent isn't flushed yet: b finds it there
+  while (!events.includes("sync .")) await sleep(1);
+  const b = other.put("b", { value: utf8("b") }).then(() => events.push("resolved b"));
+  await Promise.all([a, b]);
+  const parentFlushed = events.indexOf("synced .");
+  assert.ok(parentFlushed !== -1 && parentFlushed < events.indexOf("resolved b"), events.join("\n"));
+});
+
 test("FileStorage: a delete resolves after the directory is flushed", async (t) => {
   const tmp = await useTmp(t);
   const storage = new FileStorage(tmp);
