@@ -241,3 +241,27 @@ test("Durable Objects on files: the response waits for an unawaited put to be fl
   const again = useMiniflare(t, objectWorker(persist, `return new Response(String(await this.storage.get("key")));`));
   assert.equal(await (await again.dispatchFetch("http://localhost/")).text(), "1");
 });
+
+test("Durable Objects on files: dispose() waits for writes still under way (allowUnconfirmed)", async (t) => {
+  const tmp = await useTmp(t);
+  const persist = path.join(tmp, "do");
+  const mf = useMiniflare(
+    t,
+    objectWorker(
+      persist,
+      `const value = new URL(request.url).searchParams.get("v");
+       this.storage.put("key", value, { allowUnconfirmed: true });
+       return new Response("sent " + value);`
+    )
+  );
+  assert.equal(await (await mf.dispatchFetch("http://localhost/?v=0")).text(), "sent 0");
+  // That first write has landed (folders made) before recording starts
+  const ns = await mf.getDurableObjectNamespace("OBJECT");
+  await (await mf.getDurableObjectStorage(ns.idFromName("a"))).sync();
+  // Slow flushes: the response goes out long before the write lands
+  const events = await recordFileSystem(t, persist, 100);
+  assert.equal(await (await mf.dispatchFetch("http://localhost/?v=1")).text(), "sent 1");
+  assert.ok(!events.some((e) => /^rename .*key$/.test(e)), events.join("\n"));
+  await mf.dispose();
+  assert.ok(events.some((e) => /^rename .*key$/.test(e)), `dispose() returned before the write landed:\n${events.join("\n")}`);
+});

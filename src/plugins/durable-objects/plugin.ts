@@ -1,4 +1,5 @@
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RequestContext, usageModelExternalSubrequestLimit } from "../../shared/context.js";
 import { resolveStoragePersist } from "../../shared/data.js";
 import {
@@ -57,6 +58,8 @@ export const DEFAULT_PERSIST_PATH = path.join(".mf", "do");
 // is one of each per id across the whole instance (mounts included), and
 // they are dropped at every reload
 const STORAGE_PREFIX = "durable-objects:storage:";
+/** How long dispose() waits for writes still under way */
+const DISPOSE_WRITES_TIMEOUT = 10_000; /* ms */
 const STATE_PREFIX = "durable-objects:state:";
 // Production retries a failing alarm up to 6 times, from 2 seconds on, doubling
 const ALARM_RETRIES = 6;
@@ -380,9 +383,17 @@ export class DurableObjectsPlugin
     }
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
     this.#alarmStore?.dispose();
     // Anyone waiting for classes would wait forever otherwise
     this.#resolveLoaded?.();
+    // Writes still under way land before the storage goes (and with it a
+    // persist folder's lock): a failed one was reported to its request
+    const storages: Promise<void>[] = [];
+    for (const [key, value] of this.ctx.sharedCache) {
+      if (key.startsWith(STORAGE_PREFIX)) storages.push((value as DurableObjectStorage).sync().catch(() => {}));
+    }
+    // (bounded: a backend that never answers mustn't hold up exit)
+    await Promise.race([Promise.all(storages), sleep(DISPOSE_WRITES_TIMEOUT, undefined, { ref: false })]);
   }
 }
