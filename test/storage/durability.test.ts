@@ -208,18 +208,17 @@ function objectWorker(persist: string, objectFetch: string) {
   };
 }
 
+/** An object fetch that puts ?v= under "key" without awaiting it, and replies "<reply> <v>" */
+function putThenReply(putOptions: string, reply: string): string {
+  return `const value = new URL(request.url).searchParams.get("v");
+    this.storage.put("key", value${putOptions}); // not awaited
+    return new Response("${reply} " + value);`;
+}
+
 test("Durable Objects on files: the response waits for an unawaited put to be flushed (check 14)", async (t) => {
   const tmp = await useTmp(t);
   const persist = path.join(tmp, "do");
-  const mf = useMiniflare(
-    t,
-    objectWorker(
-      persist,
-      `const value = new URL(request.url).searchParams.get("v");
-       this.storage.put("key", value); // not awaited
-       return new Response("stored " + value);`
-    )
-  );
+  const mf = useMiniflare(t, objectWorker(persist, putThenReply("", "stored")));
   // Made once, unrecorded, so the folders exist
   assert.equal(await (await mf.dispatchFetch("http://localhost/?v=0")).text(), "stored 0");
   const events = await recordFileSystem(t, persist, 50);
@@ -245,15 +244,7 @@ test("Durable Objects on files: the response waits for an unawaited put to be fl
 test("Durable Objects on files: dispose() waits for writes still under way (allowUnconfirmed)", async (t) => {
   const tmp = await useTmp(t);
   const persist = path.join(tmp, "do");
-  const mf = useMiniflare(
-    t,
-    objectWorker(
-      persist,
-      `const value = new URL(request.url).searchParams.get("v");
-       this.storage.put("key", value, { allowUnconfirmed: true });
-       return new Response("sent " + value);`
-    )
-  );
+  const mf = useMiniflare(t, objectWorker(persist, putThenReply(", { allowUnconfirmed: true }", "sent")));
   assert.equal(await (await mf.dispatchFetch("http://localhost/?v=0")).text(), "sent 0");
   // That first write has landed (folders made) before recording starts
   const ns = await mf.getDurableObjectNamespace("OBJECT");
