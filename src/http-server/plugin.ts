@@ -247,6 +247,19 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   constructor(ctx: PluginContext, options?: HTTPOptions, defaults: HTTPPluginDefaults = {}) {
     super(ctx);
     this.assignOptions(options);
+    // Limits of our own (Miniflare 2 had none): a bad one is an error here,
+    // not a server that silently turns a timeout off or refuses everyone
+    // (a headers timeout of 0 turns it off, as in Node; a connection cap of
+    // 0 would refuse everyone)
+    for (const [name, value, least] of [
+      ["requestBodyLimit", this.requestBodyLimit, 0],
+      ["headersTimeout", this.headersTimeout, 0],
+      ["maxConnectionsPerIp", this.maxConnectionsPerIp, 1],
+    ] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= least)) {
+        throw new RangeError(`${name} must be a whole number, ${least} or more: got ${String(value)}`);
+      }
+    }
     this.#defaults = {
       certRoot: defaults.certRoot ?? path.resolve(DEFAULT_CERT_ROOT),
       cfPath: defaults.cfPath ?? path.resolve(DEFAULT_CF_PATH),

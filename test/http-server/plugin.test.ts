@@ -132,6 +132,19 @@ test("HTTPPlugin: assigns options given through the API", () => {
   for (const key of Object.keys(options)) assert.equal((empty as any)[key], undefined, key);
 });
 
+test("HTTPPlugin: a limit that isn't a whole number in range is a RangeError naming it", () => {
+  for (const [options, message] of [
+    [{ requestBodyLimit: -1 }, "requestBodyLimit must be a whole number, 0 or more: got -1"],
+    [{ headersTimeout: 1.5 }, "headersTimeout must be a whole number, 0 or more: got 1.5"],
+    [{ headersTimeout: Number.NaN }, "headersTimeout must be a whole number, 0 or more: got NaN"],
+    [{ maxConnectionsPerIp: 0 }, "maxConnectionsPerIp must be a whole number, 1 or more: got 0"],
+  ] as [HTTPOptions, string][]) {
+    assert.throws(() => plugin(options), { name: "RangeError", message });
+  }
+  // 0 turns the headers timeout off, as in Node
+  assert.equal(plugin({ headersTimeout: 0, requestBodyLimit: 0, maxConnectionsPerIp: 1 }).plugin.headersTimeout, 0);
+});
+
 test("HTTPPlugin: parses --host/-H, --port/-p and --request-body-limit", () => {
   assert.deepEqual(parseArgv(PLUGINS, ["--host", "0.0.0.0"]), { host: "0.0.0.0" });
   assert.deepEqual(parseArgv(PLUGINS, ["-H", "::1"]), { host: "::1" });

@@ -13,6 +13,18 @@ import {
 } from "../../../src/shared/storage.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
 
+// Measured with Miniflare 2.14.4 for the binding name "OBJ"
+export const OBJ_TEST_ID = "cb2c1c98032ff982ed0ae3295d657a13d5e2265df0260f79efc7d8331b43d049";
+export const OBJ_UNICODE_ID = "c7e793e2676a1a142515357f73e4254f0566b486f72c8125efc7d8331b43d049";
+export const OBJ_SUFFIX = "efc7d8331b43d049";
+
+/** Miniflare 2's message when requests recurse more than 16 times */
+export const DEPTH_MESSAGE =
+  "Subrequest depth limit exceeded. This request recursed through Workers too many times. " +
+  "This can happen e.g. if you have a Worker or Durable Object that calls other Workers or " +
+  "objects recursively.\nWorkers and objects can recurse up to 16 times.\nIf you're trying " +
+  "to fetch from an origin server, make sure you've set the `upstream` option.";
+
 export interface Call {
   method: string;
   keys: string[];

@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import { DurableObjectError } from "../../../src/plugins/durable-objects/errors.js";
 import { type Call, TestAlarms, TestStorage, WRITE_METHODS, tryDeserialize } from "./helpers.js";
 import {
+  type DurableObjectListOptions,
   DurableObjectStorage,
   type DurableObjectStorageOptions,
   kAlarmExists,
@@ -563,14 +564,7 @@ test("DurableObjectStorage: a rejected put or delete leaves storage unchanged", 
 // list
 // ---------------------------------------------------------------------------
 
-interface ListOptions {
-  start?: string;
-  startAfter?: string;
-  end?: string;
-  prefix?: string;
-  reverse?: boolean;
-  limit?: number;
-}
+type ListOptions = DurableObjectListOptions;
 
 function modelList(model: Map<string, unknown>, options: ListOptions): [string, unknown][] {
   let keys = sortUtf8(model.keys());
