@@ -4,6 +4,11 @@
 // paths, not globs, and would otherwise treat fixtures as tests, so the file
 // list is collected here. Arguments filter files by substring:
 // `npm test -- runtime kv` runs only files whose path contains one of them.
+//
+// The build is incremental: tsc runs only when a source changed since the
+// last good compile, and the bundle (dist/bundle/) is made only when a chosen
+// test loads it: through the `miniflare` command (runBin, binPath) or the
+// package's own name (import "miniflare"), or by naming dist/bundle.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -14,7 +19,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const filters = process.argv.slice(2);
 
 try {
-  await buildPackage();
+  await buildPackage({ clean: false, bundle: false });
 } catch (error) {
   console.error(error.message);
   process.exit(1);
@@ -38,6 +43,16 @@ if (filters.length > 0) {
 if (files.length === 0) {
   console.error("No test files matched");
   process.exit(1);
+}
+
+const loadsBundle = /\b(runBin|binPath)\b|(import|require)\(["']miniflare["']\)|from ["']miniflare["']|dist\/bundle|\bbundle\//;
+if (files.some((file) => loadsBundle.test(fs.readFileSync(file, "utf8")))) {
+  try {
+    await buildPackage({ clean: false, bundle: true });
+  } catch (error) {
+    console.error(error.message);
+    process.exit(1);
+  }
 }
 
 // The spec reporter repeats every failure at the end of its output, where a
