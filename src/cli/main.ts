@@ -48,16 +48,12 @@ export function cliOptions(parsed: Record<string, unknown>): MiniflareOptions {
 
 
 /**
- * A failure that stops the command: logged, and printed again without the
- * log's prefix on stderr, as Miniflare 2 did (so `2>errors.log` has it)
+ * A failure that stops the command: printed once, as an `[mf:err]` log line
+ * (the command's log is at least at info level, so it always prints).
+ * Miniflare 2 printed it a second time without the prefix.
  */
 function reportFatal(log: Log, error: unknown): void {
-  try {
-    log.error(error as Error);
-  } catch {
-    // A log that throws (NoOpLog) still leaves stderr
-  }
-  console.error(error);
+  log.error(error as Error);
 }
 
 async function openBrowser(mf: Miniflare, server: http.Server): Promise<void> {

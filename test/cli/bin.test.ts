@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
 import { rootPath } from "../helpers/fixtures.js";
-import { runBin, waitForOutput } from "../helpers/process.js";
+import fs from "node:fs/promises";
+import { binPath, runBin, runNode, waitForOutput } from "../helpers/process.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 test("bin: --help prints options grouped by plugin and exits 0", async (t) => {
@@ -15,6 +16,17 @@ test("bin: --help prints options grouped by plugin and exits 0", async (t) => {
   assert.match(output, /Bindings Options:/);
   assert.match(output, /--compat-date/);
   assert.match(output, /--text-blob/);
+});
+
+test("bin: a checkout that isn't built says how to build it", async (t) => {
+  // The command's file in a folder with no dist/ beside it
+  const tmp = await useTmp(t);
+  await fs.mkdir(path.join(tmp, "bin"));
+  await fs.copyFile(binPath, path.join(tmp, "bin", "miniflare.js"));
+  await writeFiles(tmp, { "package.json": '{ "type": "module" }' });
+  const run = runNode(t, [path.join(tmp, "bin", "miniflare.js")], tmp);
+  assert.equal(await run.exited, 1);
+  assert.equal(run.stderr(), `[mf:err] Miniflare isn't built yet: run \`npm run build\` in ${tmp}${path.sep}\n`);
 });
 
 test("bin: --version prints the version", async (t) => {
@@ -53,14 +65,28 @@ test("bin: reports a worker syntax error with the file and exits 1", async (t) =
   assert.match(run.output(), /worker\.js:2/);
 });
 
-test("bin: a script that can't load is logged, printed again on stderr, and exits 1", async (t) => {
+test("bin: a script that can't load is logged once, with the prefix, and exits 1", async (t) => {
   const tmp = await useTmp(t);
   const run = runBin(t, ["missing.js", "--port", "0", "--no-update-check"], tmp);
   assert.equal(await run.exited, 1);
-  // As Miniflare 2: the log line on stdout, the bare error on stderr
+  // Miniflare 2 printed it a second time, bare, on stderr
+  const mentions = run.output().match(/ENOENT: no such file or directory/g) ?? [];
+  assert.equal(mentions.length, 1, run.output());
   assert.match(run.stdout(), /^\[mf:err\] Error: ENOENT: no such file or directory.*missing\.js/m);
-  assert.match(run.stderr(), /^Error: ENOENT: no such file or directory.*missing\.js/m);
-  assert.doesNotMatch(run.stderr(), /\[mf:err\]/);
+  assert.equal(run.stderr(), "");
+});
+
+test("bin: no script is one [mf:err] hint, in the worker's format, and exits 1", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, { "wrangler.toml": '[build.upload]\nformat = "modules"\n' });
+  const run = runBin(t, ["--port", "0", "--no-update-check"], tmp);
+  assert.equal(await run.exited, 1);
+  assert.equal((run.output().match(/No script defined/g) ?? []).length, 1, run.output());
+  assert.match(run.stdout(), /^\[mf:err\] MiniflareCoreError \[ERR_NO_SCRIPT\]: No script defined, either:$/m);
+  assert.match(run.stdout(), /\$ miniflare dist\/worker\.mjs$/m);
+  assert.match(run.stdout(), /new Miniflare\(\{ scriptPath: "dist\/worker\.mjs" \}\)$/m);
+  assert.match(run.stdout(), /\{ "module": "dist\/worker\.mjs" \}$/m);
+  assert.equal(run.stderr(), "");
 });
 
 test("bin: a thrown error becomes a 500 with the stack, and the server keeps serving", async (t) => {
