@@ -2,7 +2,7 @@ import type http from "node:http";
 import type https from "node:https";
 import { createRequire } from "node:module";
 import type repl from "node:repl";
-import { MiniflareCore } from "./core/core.js";
+import { MiniflareCore, type MiniflareCoreContext } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
@@ -36,12 +36,16 @@ export type MiniflareOptions = Options<Plugins> & {
  * await mf.dispose();
  */
 export class Miniflare extends MiniflareCore {
-  constructor(options: MiniflareOptions = {}) {
+  /**
+   * @param host @internal The time and timers alarms fire by (tests inject a
+   * fake pair; users never pass this)
+   */
+  constructor(options: MiniflareOptions = {}, host: Pick<MiniflareCoreContext, "clock" | "timers"> = {}) {
     const { log = new NoOpLog(), sourceMap, scriptRequired, ...rest } = options;
     if (sourceMap) installSourceMapSupport();
     super(
       PLUGINS,
-      { log, scriptRunner: new VMScriptRunner(), scriptRequired: scriptRequired ?? true },
+      { log, scriptRunner: new VMScriptRunner(), scriptRequired: scriptRequired ?? true, clock: host.clock, timers: host.timers },
       rest
     );
   }

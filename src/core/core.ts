@@ -4,7 +4,7 @@ import {
   RequestContext,
   usageModelExternalSubrequestLimit,
 } from "../shared/context.js";
-import { addAll, formatSize } from "../shared/data.js";
+import { addAll, type Clock, formatSize, type Timers } from "../shared/data.js";
 import { TypedEventTarget } from "../shared/event.js";
 import { Mutex } from "../shared/sync/mutex.js";
 import type { Log } from "../shared/log.js";
@@ -72,6 +72,12 @@ export interface MiniflareCoreContext {
   scriptRequired?: boolean;
   /** Only run the script when modules are needed (test environments) */
   scriptRunForModuleExports?: boolean;
+  /**
+   * The time and timers Durable Object alarms fire by (default: Date.now()
+   * and Node's timers). Tests inject a fake pair and move time on.
+   */
+  clock?: Clock;
+  timers?: Timers;
 }
 
 export class ReloadEvent<Plugins> extends Event {
@@ -228,6 +234,8 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       usageModel: core.usageModel,
       globalAsyncIO: core.globalAsyncIO,
       fetchMock: core.fetchMock,
+      clock: this.#ctx.clock,
+      timers: this.#ctx.timers,
       sharedCache: this.#sharedCache,
     };
 

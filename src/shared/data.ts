@@ -154,6 +154,23 @@ export function millisToSeconds(millis: number): number {
 export type Clock = () => number;
 export const defaultClock: Clock = () => Date.now();
 
+/**
+ * Timers that fire by a Clock's time. Code that waits for a point in time
+ * (Durable Object alarms) takes these together with its Clock, so tests can
+ * inject a fake pair and move time on instead of waiting for it. A callback
+ * may return a promise: real timers ignore it, a fake one can await it.
+ */
+export interface Timers {
+  setTimeout(callback: () => unknown, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's timers, unref'd: a pending one never keeps the process alive */
+export const defaultTimers: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+};
+
 /** B/KiB/MiB formatting used by "Worker reloaded! (...)" */
 export function formatSize(bytes: number): string {
   // Units switch at half of the next one, so 512B shows as 0.50KiB

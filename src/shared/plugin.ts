@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Compatibility } from "./compat.js";
 import type { UsageModel } from "./context.js";
-import { titleCase } from "./data.js";
+import { type Clock, type Timers, titleCase } from "./data.js";
 import type { Log } from "./log.js";
 import type { AdditionalModules, Context, ScriptBlueprint } from "./runner.js";
 import type { StorageFactory } from "./storage.js";
@@ -63,6 +63,10 @@ export interface PluginContext {
   usageModel?: UsageModel;
   globalAsyncIO?: boolean;
   fetchMock?: unknown;
+  /** The time Durable Object alarms fire by (default: Date.now()) */
+  clock?: Clock;
+  /** Timers firing by `clock`'s time (default: Node's) */
+  timers?: Timers;
   /** Shared between every plugin (and mount) of one Miniflare instance */
   sharedCache: Map<string, unknown>;
 }

@@ -1,13 +1,18 @@
 import type { TestContext } from "node:test";
 import { Miniflare, type MiniflareOptions } from "../../src/miniflare.js";
+import type { TestClock } from "./clock.js";
 import { TestLog } from "./log.js";
 
-/** A Miniflare instance disposed after the test */
+/**
+ * A Miniflare instance disposed after the test; its alarms fire by `clock`
+ * if given (real time otherwise)
+ */
 export function useMiniflare(
   t: TestContext,
-  options: MiniflareOptions
+  options: MiniflareOptions,
+  clock?: TestClock
 ): Miniflare {
-  const mf = new Miniflare(options);
+  const mf = new Miniflare(options, clock);
   t.after(() => mf.dispose());
   return mf;
 }

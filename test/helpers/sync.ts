@@ -35,3 +35,21 @@ export function track<T>(promise: Promise<T>): { readonly settled: boolean } {
   );
   return state;
 }
+
+/**
+ * `promise`, or a failure naming `what` if it hasn't settled within `ms`.
+ * Only a generous bound for a test that would otherwise hang: the wait ends
+ * with the event. The pending timer also keeps the event loop alive while
+ * the awaited work waits on unref'd timers (e.g. real-time alarms).
+ */
+export async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms}ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -4,7 +4,6 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Miniflare, type MiniflareOptions } from "../../src/miniflare.js";
 import {
   DurableObjectError,
@@ -14,12 +13,14 @@ import {
   DurableObjectStub,
 } from "../../src/plugins/durable-objects/index.js";
 import { LogLevel } from "../../src/shared/log.js";
+import { TestClock } from "../helpers/clock.js";
 import { assertRejectsMiniflare } from "../helpers/errors.js";
 import { rootPath as repoRoot } from "../helpers/fixtures.js";
 import { useServer } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { startRedisServer } from "../helpers/redis.js";
+import { deferred, flushTurns, within } from "../helpers/sync.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 import { DEPTH_MESSAGE, OBJ_SUFFIX, OBJ_TEST_ID, OBJ_UNICODE_ID } from "../plugins/durable-objects/helpers.js";
 
@@ -40,15 +41,6 @@ async function constructedObjects(mf: Miniflare, binding: string): Promise<strin
 async function flushAlarms(mf: Miniflare): Promise<void> {
   const plugin = await doPlugin(mf);
   await plugin.flushAlarms(mf.getPluginStorage("DurableObjectsPlugin"));
-}
-
-/** Polls `predicate` every 10ms, failing after `timeout` ms */
-async function waitFor(predicate: () => boolean | Promise<boolean>, timeout = 3000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** Records unhandled rejections during the test */
@@ -520,16 +512,19 @@ test("Miniflare: Durable Objects: instances are dropped at setOptions() and relo
 });
 
 test("Miniflare: Durable Objects: blockConcurrencyWhile holds back other requests", async (t) => {
+  const started = deferred();
+  const release = deferred();
   const mf = useMiniflare(t, {
     script: `
     export class Obj {
-      constructor(state) { this.state = state; this.events = []; }
+      constructor(state, env) { this.state = state; this.env = env; this.events = []; }
       async fetch(request) {
         const path = new URL(request.url).pathname;
         if (path === "/block") {
           this.events.push("block start");
           await this.state.blockConcurrencyWhile(async () => {
-            await scheduler.wait(100);
+            this.env.STARTED();
+            await this.env.RELEASED();
             this.events.push("block end");
           });
         } else {
@@ -542,10 +537,14 @@ test("Miniflare: Durable Objects: blockConcurrencyWhile holds back other request
       fetch(request, env) { return env.OBJ.get(env.OBJ.idFromName("a")).fetch(request); }
     }`,
     durableObjects: { OBJ: "Obj" },
+    bindings: { STARTED: () => started.resolve(), RELEASED: () => release.promise },
   });
   const block = mf.dispatchFetch("http://localhost/block");
-  await sleep(30);
+  await started.promise;
   const others = [mf.dispatchFetch("http://localhost/other"), mf.dispatchFetch("http://localhost/other")];
+  // They reach the object (no I/O on the way) and wait at its gate
+  await flushTurns(20);
+  release.resolve();
   assert.deepEqual(await (await block).json(), ["block start", "block end"]);
   const [one, two] = await Promise.all(others.map(async (res) => (await res).json()));
   assert.deepEqual(one, ["block start", "block end", "other"]);
@@ -656,7 +655,8 @@ test("Miniflare: Durable Objects: a throwing blockConcurrencyWhile resets the ob
   assert.equal(await text(mf), "instance 2");
   assert.equal(await text(mf), "instance 2");
   assert.deepEqual(await json(mf, "http://localhost/stats"), { constructed: 2, handled: 2 });
-  await sleep(10);
+  // Unhandled rejections are reported before the next turn of the event loop
+  await flushTurns();
   assert.deepEqual(rejections, []);
 });
 
@@ -812,12 +812,11 @@ test("Miniflare: Durable Objects: 200 concurrent transactions within one request
     const mf = await counterMiniflare(t, persist);
     // Started (and the object constructed) first: only the request is timed
     assert.equal(await text(mf, "http://localhost/get?key=inner-txn"), "undefined");
-    const started = Date.now();
     const result = (await json(mf, "http://localhost/inner-txn?n=200")) as { final: number; attempts: number };
-    const elapsed = Date.now() - started;
     assert.equal(result.final, 200);
+    // (bounded retries, not time, is what keeps this from crawling: a
+    // duration would only measure the machine's load)
     assert.ok(result.attempts >= 200 && result.attempts <= 800, `${result.attempts} closure attempts`);
-    assert.ok(elapsed < 2000, `took ${elapsed}ms`);
   }
 });
 
@@ -977,7 +976,7 @@ test("Miniflare: Durable Objects: durableObjectsPersist: true writes to .mf/do i
 
 const ALARM_SCRIPT = `
 export class Obj {
-  constructor(state) { this.state = state; }
+  constructor(state, env) { this.state = state; this.env = env; }
   async fetch(request) {
     const at = new URL(request.url).searchParams.get("at");
     if (at !== null) await this.state.storage.setAlarm(Number(at));
@@ -987,6 +986,7 @@ export class Obj {
     const runs = (await this.state.storage.get("runs")) ?? [];
     runs.push({ at: Date.now(), alarmInside: await this.state.storage.getAlarm() });
     await this.state.storage.put("runs", runs);
+    this.env.ALARMED?.();
   }
 }
 export default {
@@ -1000,29 +1000,51 @@ async function alarmRuns(mf: Miniflare): Promise<{ at: number; alarmInside: unkn
   return ((await storage.get("runs")) as { at: number; alarmInside: unknown }[] | undefined) ?? [];
 }
 
-test("Miniflare: Durable Objects: an alarm set 50ms ahead runs alarm()", async (t) => {
-  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } });
+test("Miniflare: Durable Objects: an alarm set 50ms ahead runs alarm() (real time)", async (t) => {
+  // The one alarm test on real time and Node's timers, as users get them;
+  // the others move a TestClock on
+  let alarmed!: () => void;
+  const ran = new Promise<void>((resolve) => (alarmed = resolve));
+  const mf = useMiniflare(t, {
+    script: ALARM_SCRIPT,
+    durableObjects: { OBJ: "Obj" },
+    bindings: { ALARMED: () => alarmed() },
+  });
   assert.equal(await text(mf), "null");
   const at = Date.now() + 50;
   assert.equal(await text(mf, `http://localhost/?at=${at}`), String(at));
-  await waitFor(async () => (await alarmRuns(mf)).length === 1, 3000, "alarm()");
+  await within(ran, "alarm()");
   const [run] = await alarmRuns(mf);
+  // (a timer never fires early, however loaded the machine)
   assert.ok(run.at >= at - 5, `ran ${at - run.at}ms early`);
   assert.equal(run.alarmInside, null);
   assert.equal(await text(mf), "null");
 });
 
+test("Miniflare: Durable Objects: an alarm fires when the clock reaches its time", async (t) => {
+  const clock = new TestClock();
+  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } }, clock);
+  const at = clock.now + 50;
+  assert.equal(await text(mf, `http://localhost/?at=${at}`), String(at));
+  await clock.advance(49);
+  assert.deepEqual(await alarmRuns(mf), []);
+  await clock.advance(1);
+  assert.equal((await alarmRuns(mf)).length, 1);
+  assert.equal(await text(mf), "null");
+});
+
 test("Miniflare: Durable Objects: a persisted alarm survives a restart", async (t) => {
   const tmp = await useTmp(t);
+  const clock = new TestClock();
   const options: MiniflareOptions = { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" }, durableObjectsPersist: tmp };
-  const first = new Miniflare(options);
-  const far = Date.now() + 3_600_000;
+  const first = new Miniflare(options, clock);
+  const far = clock.now + 3_600_000;
   try {
     assert.equal(await text(first, `http://localhost/?at=${far}`), String(far));
   } finally {
     await first.dispose();
   }
-  const second = useMiniflare(t, options);
+  const second = useMiniflare(t, options, clock);
   assert.equal(await text(second), String(far));
   assert.deepEqual(await alarmRuns(second), []);
   await flushAlarms(second);
@@ -1037,34 +1059,38 @@ test("Miniflare: Durable Objects: a persisted alarm survives a restart", async (
 test("Miniflare: Durable Objects: an alarm due while stopped fires on start by itself", async (t) => {
   const tmp = await useTmp(t);
   const rejections = useRejections(t);
+  const clock = new TestClock();
   const options: MiniflareOptions = { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" }, durableObjectsPersist: tmp };
-  const first = new Miniflare(options);
+  const first = new Miniflare(options, clock);
   try {
-    await text(first, `http://localhost/?at=${Date.now() + 100}`);
+    await text(first, `http://localhost/?at=${clock.now + 100}`);
   } finally {
     await first.dispose();
   }
-  await sleep(200);
-  const second = useMiniflare(t, options);
-  // No request, no flush: starting is enough
+  await clock.advance(200);
+  const second = useMiniflare(t, options, clock);
+  // No request, no flush: starting schedules it straight away
   await second.getPlugins();
-  await waitFor(async () => (await alarmRuns(second)).length === 1, 3000, "the overdue alarm");
+  await clock.advance(0);
+  assert.equal((await alarmRuns(second)).length, 1);
   assert.equal(await text(second), "null");
+  await flushTurns();
   assert.deepEqual(rejections, []);
 });
 
 test("Miniflare: Durable Objects: an overdue alarm never stops Miniflare from starting", async (t) => {
   const tmp = await useTmp(t);
   const rejections = useRejections(t);
+  const clock = new TestClock();
   const setAlarm = async () => {
-    const mf = new Miniflare({ script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" }, durableObjectsPersist: tmp });
+    const mf = new Miniflare({ script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" }, durableObjectsPersist: tmp }, clock);
     try {
-      await text(mf, `http://localhost/?at=${Date.now() + 250}`);
+      await text(mf, `http://localhost/?at=${clock.now + 250}`);
     } finally {
       await mf.dispose();
     }
     // Falls due while stopped
-    await sleep(300);
+    await clock.advance(300);
   };
 
   // The class lost its alarm() handler (default NoOpLog, which throws what it logs)
@@ -1074,10 +1100,11 @@ test("Miniflare: Durable Objects: an overdue alarm never stops Miniflare from st
     export default { fetch(request, env) { return env.OBJ.get(env.OBJ.idFromName("a")).fetch(request); } }`,
     durableObjects: { OBJ: "Obj" },
     durableObjectsPersist: tmp,
-  });
+  }, clock);
   try {
     assert.equal(await text(noHandler), "no alarm handler");
-    await sleep(100);
+    // The overdue alarm has run (and failed) by the time this resolves
+    await clock.advance(0);
     assert.equal(await text(noHandler), "no alarm handler");
   } finally {
     await noHandler.dispose();
@@ -1091,20 +1118,25 @@ test("Miniflare: Durable Objects: an overdue alarm never stops Miniflare from st
     modules: true,
     script: `export default { fetch() { return new Response("unbound"); } }`,
     durableObjectsPersist: tmp,
-  });
+  }, clock);
   try {
     assert.equal(await text(unbound), "unbound");
-    await waitFor(() => log.logsAtLevel(LogLevel.WARN).some((warning) => warning.includes('"OBJ"')), 3000, "the warning");
+    await clock.advance(0);
+    assert.ok(log.logsAtLevel(LogLevel.WARN).some((warning) => warning.includes('"OBJ"')), "the warning");
     assert.equal(await text(unbound), "unbound");
   } finally {
     await unbound.dispose();
   }
-  await sleep(20);
+  // Unhandled rejections are reported before the next turn of the event loop
+  await flushTurns();
   assert.deepEqual(rejections, []);
 });
 
 test("Miniflare: Durable Objects: an alarm() may set the next alarm", async (t) => {
   const log = new TestLog();
+  const clock = new TestClock();
+  // The worker's times come from its own (real) Date.now(), a little ahead
+  // of the test's clock: a minute covers the three runs, 20ms apart
   const mf = useMiniflare(t, {
     log,
     script: `export class Obj {
@@ -1121,12 +1153,13 @@ test("Miniflare: Durable Objects: an alarm() may set the next alarm", async (t) 
     }
     export default { fetch(request, env) { return env.OBJ.get(env.OBJ.idFromName("a")).fetch(request); } }`,
     durableObjects: { OBJ: "Obj" },
-  });
+  }, clock);
   assert.equal(await text(mf), "set");
   const ns = await mf.getDurableObjectNamespace("OBJ");
   const storage = await mf.getDurableObjectStorage(ns.idFromName("a"));
-  await waitFor(async () => (await storage.get("n")) === 3, 3000, "three runs");
-  await sleep(100);
+  await clock.advance(60_000);
+  assert.equal(await storage.get("n"), 3);
+  await clock.advance(3_600_000);
   assert.equal(await storage.get("n"), 3);
   assert.equal(await storage.getAlarm(), null);
   assert.deepEqual(log.errors, []);
@@ -1134,7 +1167,8 @@ test("Miniflare: Durable Objects: an alarm() may set the next alarm", async (t) 
 });
 
 test("Miniflare: Durable Objects: an in-memory alarm survives setOptions() and reload()", async (t) => {
-  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } });
+  const clock = new TestClock();
+  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } }, clock);
   const reloads: [string, () => Promise<void>][] = [
     // Changes the Durable Objects options: the plugin is re-created
     ["setOptions(durableObjectsAlarms)", () => mf.setOptions({ durableObjectsAlarms: true })],
@@ -1144,33 +1178,37 @@ test("Miniflare: Durable Objects: an in-memory alarm survives setOptions() and r
   ];
   let expected = 0;
   for (const [what, reload] of reloads) {
-    await text(mf, `http://localhost/?at=${Date.now() + 200}`);
+    await text(mf, `http://localhost/?at=${clock.now + 200}`);
     await reload();
     expected++;
-    await waitFor(async () => (await alarmRuns(mf)).length === expected, 3000, `the alarm after ${what}`);
+    await clock.advance(200);
+    assert.equal((await alarmRuns(mf)).length, expected, `the alarm after ${what}`);
   }
-  await sleep(50);
+  await clock.advance(3_600_000);
   assert.equal((await alarmRuns(mf)).length, 3);
 });
 
 test("Miniflare: Durable Objects: an alarm set from outside constructs the object when it fires", async (t) => {
-  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } });
+  const clock = new TestClock();
+  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } }, clock);
   const ns = await mf.getDurableObjectNamespace("OBJ");
   const storage = await mf.getDurableObjectStorage(ns.idFromName("a"));
-  await storage.setAlarm(Date.now() + 30);
+  await storage.setAlarm(clock.now + 30);
   assert.deepEqual(await constructedObjects(mf, "OBJ"), []);
-  await waitFor(async () => (await alarmRuns(mf)).length === 1, 3000, "alarm()");
+  await clock.advance(30);
+  assert.equal((await alarmRuns(mf)).length, 1);
   assert.deepEqual(await constructedObjects(mf, "OBJ"), [ns.idFromName("a").toString()]);
 });
 
 test("Miniflare: Durable Objects: alarms pending at dispose() never fire afterwards", async (t) => {
   const rejections = useRejections(t);
+  const clock = new TestClock();
   const runs: string[] = [];
   const mf = new Miniflare({
     script: `export class Obj {
       constructor(state, env) { this.storage = state.storage; this.env = env; }
       async fetch(request) {
-        await this.storage.setAlarm(Date.now() + Number(new URL(request.url).searchParams.get("in")));
+        await this.storage.setAlarm(Number(new URL(request.url).searchParams.get("at")));
         return new Response("set");
       }
       alarm() { this.env.RECORD("alarm"); }
@@ -1178,17 +1216,21 @@ test("Miniflare: Durable Objects: alarms pending at dispose() never fire afterwa
     export default { fetch(request, env) { return env.OBJ.get(env.OBJ.idFromName("a")).fetch(request); } }`,
     durableObjects: { OBJ: "Obj" },
     bindings: { RECORD: (what: string) => runs.push(what) },
-  });
+  }, clock);
   try {
     // While running, alarms fire
-    assert.equal(await text(mf, "http://localhost/?in=20"), "set");
-    await waitFor(() => runs.length === 1, 3000, "alarm()");
-    assert.equal(await text(mf, "http://localhost/?in=100"), "set");
+    assert.equal(await text(mf, `http://localhost/?at=${clock.now + 20}`), "set");
+    await clock.advance(20);
+    assert.deepEqual(runs, ["alarm"]);
+    assert.equal(await text(mf, `http://localhost/?at=${clock.now + 100}`), "set");
   } finally {
     await mf.dispose();
   }
-  await sleep(250);
+  // Disposing cleared every timer: nothing is left to fire
+  assert.equal(clock.pending, 0);
+  await clock.advance(3_600_000);
   assert.deepEqual(runs, ["alarm"]);
+  await flushTurns();
   assert.deepEqual(rejections, []);
 });
 

@@ -1,7 +1,10 @@
 // Schedules Durable Object alarms. Every alarm is kept in one storage
 // namespace, keyed "<binding>:<hex id>" with its time in the metadata, so
 // alarms survive restarts with persistence. Timers are only set for alarms
-// due soon; a scan every 30 seconds picks up the rest.
+// due soon; a scan every 30 seconds picks up the rest. Time comes from the
+// injected clock and timers (Date.now() and Node's by default), so tests
+// move a fake clock on instead of waiting.
+import { type Clock, defaultClock, defaultTimers, type Timers } from "../../shared/data.js";
 import type { Log } from "../../shared/log.js";
 import type { Storage } from "../../shared/storage.js";
 import type { AlarmBridge } from "./storage.js";
@@ -15,21 +18,32 @@ const EMPTY = new Uint8Array(0);
 /** Runs the alarm of the object with key "<binding>:<hex id>" */
 export type AlarmCallback = (objectKey: string) => Promise<void>;
 
+export interface AlarmStoreOptions {
+  /** The current time, in milliseconds since the epoch (default: Date.now()) */
+  clock?: Clock;
+  /** Timers firing by `clock`'s time (default: Node's, unref'd) */
+  timers?: Timers;
+}
+
 interface ScheduledAlarm {
   scheduledTime: number;
-  timeout?: NodeJS.Timeout;
+  timeout?: unknown;
 }
 
 export class AlarmStore {
   readonly #log: Log;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
   #store?: Storage;
   #callback?: AlarmCallback;
   readonly #alarms = new Map<string, ScheduledAlarm>();
-  #scan?: NodeJS.Timeout;
+  #scan?: unknown;
   #disposed = false;
 
-  constructor(log: Log) {
+  constructor(log: Log, { clock = defaultClock, timers = defaultTimers }: AlarmStoreOptions = {}) {
     this.#log = log;
+    this.#clock = clock;
+    this.#timers = timers;
   }
 
   /** Loads the persisted alarms (none are run until start()) */
@@ -50,24 +64,23 @@ export class AlarmStore {
   }
 
   #scanAlarms = (): void => {
-    const now = Date.now();
+    const now = this.#clock();
     for (const [objectKey, alarm] of this.#alarms) {
       if (alarm.timeout === undefined && alarm.scheduledTime < now + SCAN_INTERVAL) {
         this.#schedule(now, objectKey, alarm);
       }
     }
-    this.#scan = setTimeout(this.#scanAlarms, SCAN_INTERVAL);
-    this.#scan.unref();
+    this.#scan = this.#timers.setTimeout(this.#scanAlarms, SCAN_INTERVAL);
   };
 
   #schedule(now: number, objectKey: string, alarm: ScheduledAlarm): void {
     if (this.#callback === undefined) return; // start() schedules it
-    clearTimeout(alarm.timeout);
-    alarm.timeout = setTimeout(() => {
+    this.#timers.clearTimeout(alarm.timeout);
+    // (the run is returned for timers that wait for it; #fire never rejects)
+    alarm.timeout = this.#timers.setTimeout(() => {
       alarm.timeout = undefined;
-      void this.#fire(objectKey, alarm);
+      return this.#fire(objectKey, alarm);
     }, Math.max(alarm.scheduledTime - now, 0));
-    alarm.timeout.unref();
   }
 
   async #fire(objectKey: string, alarm: ScheduledAlarm): Promise<void> {
@@ -92,10 +105,10 @@ export class AlarmStore {
 
   async setAlarm(objectKey: string, scheduledTime: number): Promise<void> {
     const previous = this.#alarms.get(objectKey);
-    if (previous) clearTimeout(previous.timeout);
+    if (previous) this.#timers.clearTimeout(previous.timeout);
     const alarm: ScheduledAlarm = { scheduledTime };
     this.#alarms.set(objectKey, alarm);
-    const now = Date.now();
+    const now = this.#clock();
     if (scheduledTime < now + SCHEDULE_WITHIN) this.#schedule(now, objectKey, alarm);
     await this.#store?.put(objectKey, { value: EMPTY, metadata: { scheduledTime } });
   }
@@ -103,7 +116,7 @@ export class AlarmStore {
   async deleteAlarm(objectKey: string): Promise<void> {
     const alarm = this.#alarms.get(objectKey);
     if (alarm === undefined) return;
-    clearTimeout(alarm.timeout);
+    this.#timers.clearTimeout(alarm.timeout);
     this.#alarms.delete(objectKey);
     await this.#store?.delete(objectKey);
   }
@@ -114,7 +127,7 @@ export class AlarmStore {
     for (const key of keys) {
       const alarm = this.#alarms.get(key);
       if (alarm === undefined) continue;
-      clearTimeout(alarm.timeout);
+      this.#timers.clearTimeout(alarm.timeout);
       alarm.timeout = undefined;
       await this.#callback?.(key);
     }
@@ -122,9 +135,9 @@ export class AlarmStore {
 
   dispose(): void {
     this.#disposed = true;
-    clearTimeout(this.#scan);
+    this.#timers.clearTimeout(this.#scan);
     this.#scan = undefined;
-    for (const alarm of this.#alarms.values()) clearTimeout(alarm.timeout);
+    for (const alarm of this.#alarms.values()) this.#timers.clearTimeout(alarm.timeout);
     this.#alarms.clear();
   }
 }

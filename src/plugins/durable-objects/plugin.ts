@@ -1,7 +1,7 @@
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RequestContext, usageModelExternalSubrequestLimit } from "../../shared/context.js";
-import { resolveStoragePersist } from "../../shared/data.js";
+import { defaultClock, resolveStoragePersist } from "../../shared/data.js";
 import {
   type MiniflareCoreMount,
   Option,
@@ -166,7 +166,9 @@ export class DurableObjectsPlugin
         scriptPath: scriptPath === undefined ? undefined : path.resolve(ctx.rootPath, scriptPath),
       };
     });
-    if (this.durableObjectsAlarms !== false) this.#alarmStore = new AlarmStore(ctx.log);
+    if (this.durableObjectsAlarms !== false) {
+      this.#alarmStore = new AlarmStore(ctx.log, { clock: ctx.clock, timers: ctx.timers });
+    }
   }
 
   /** Declaring a Durable Object runs the script as modules */
@@ -372,7 +374,7 @@ export class DurableObjectsPlugin
       if (retries < ALARM_RETRIES && (await state.storage.getAlarm()) === null) {
         this.#alarmRetries.set(key, retries + 1);
         const delay = ALARM_RETRY_BASE * 2 ** retries;
-        await state.storage.setAlarm(Date.now() + delay);
+        await state.storage.setAlarm((this.ctx.clock ?? defaultClock)() + delay);
         this.ctx.log.warn(
           `Alarm of Durable Object "${key}" threw, retrying in ${delay / 1000}s (retry ${retries + 1} of ${ALARM_RETRIES})`
         );
