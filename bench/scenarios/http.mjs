@@ -18,7 +18,6 @@
 // it hasn't exited after `killGraceMs`; temporary folders are removed.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -27,6 +26,7 @@ import {
 } from "../lib/child.mjs";
 import { median } from "../lib/stats.mjs";
 import { ensureTool, requireTool } from "../lib/tools.mjs";
+import { freePort, resolveCli } from "../lib/cli.mjs";
 
 export const meta = {
   name: "http",
@@ -109,43 +109,6 @@ function measuresBare() {
   if (!impl) return true; // run by hand
   const all = (process.env.BENCH_IMPLS ?? "").split(",");
   return all.includes("ours") ? impl === "ours" : true;
-}
-
-/**
- * The CLI of the package that `modulePath` belongs to: the nearest package.json
- * above it with a "bin". Miniflare 2's bin (bootstrap.js) only re-spawns
- * dist/src/cli.js with --experimental-vm-modules, so that file is run directly
- * (this child already has the flag): one process, and signals reach the server.
- */
-function resolveCli(modulePath) {
-  let dir = path.dirname(path.resolve(modulePath));
-  for (;;) {
-    const pkgFile = path.join(dir, "package.json");
-    if (fs.existsSync(pkgFile)) {
-      const pkg = JSON.parse(fs.readFileSync(pkgFile, "utf8"));
-      const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin?.[pkg.name] ?? Object.values(pkg.bin ?? {})[0];
-      if (bin) {
-        const mf2Cli = path.join(dir, "dist", "src", "cli.js");
-        if (path.basename(bin) === "bootstrap.js" && fs.existsSync(mf2Cli)) return mf2Cli;
-        return path.join(dir, bin);
-      }
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json with a "bin" above ${modulePath}`);
-    dir = up;
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 // Everything started here, so that any exit path can clean up.
