@@ -8,6 +8,16 @@ import { type MemoryEntry, MemoryStorage } from "./memory.js";
 import { RedisStorage } from "./redis.js";
 
 const redisURL = /^rediss?:\/\//;
+
+/**
+ * The folder inside a persist folder that holds this layout's namespaces.
+ * Miniflare 2 kept its namespaces straight in the persist folder (`.mf/kv/NS`),
+ * with keys as paths: a folder of its data left in place beside ours could
+ * otherwise block our keys (its key "a/b" is a folder "a", where our key "a"
+ * would go) or be read as ours. A name Miniflare 2 can't have given a
+ * namespace (they are binding names), versioned after the entry format.
+ */
+export const LAYOUT_FOLDER = "mfs1";
 const require = createRequire(import.meta.url);
 
 /**
@@ -60,7 +70,7 @@ export class VariedStorageFactory implements StorageFactory {
       acquireLock(directory);
       this.#lockedDirectories.add(directory);
     }
-    return new FileStorage(namespaceDirectory(directory, namespace));
+    return new FileStorage(fileNamespaceDirectory(directory, namespace));
   }
 
   async dispose(): Promise<void> {
@@ -94,6 +104,11 @@ export function namespaceDirectory(root: string, namespace: string): string {
       : encodeName(part)
   );
   return path.join(root, ...parts);
+}
+
+/** Where a namespace persisted to the folder `persist` keeps its files */
+export function fileNamespaceDirectory(persist: string, namespace: string): string {
+  return namespaceDirectory(path.join(path.resolve(persist), LAYOUT_FOLDER), namespace);
 }
 
 /** "KVPlugin" → "kv", "DurableObjectsPlugin" → "durableobjects" */

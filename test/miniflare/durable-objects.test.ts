@@ -151,7 +151,7 @@ export default {
   const storage = await mf.getDurableObjectStorage((await mf.getDurableObjectNamespace("OBJECT2")).idFromName("x"));
   await storage.put("key", "value");
   await storage.sync();
-  assert.deepEqual(await fs.readdir(path.join(tmp, "data", "OBJECT2")), [id2]);
+  assert.deepEqual(await fs.readdir(path.join(tmp, "data", "mfs1", "OBJECT2")), [id2]);
 });
 
 test("Miniflare: Durable Objects: the API example, Object2 from a scriptPath module (Miniflare 1's form)", async (t) => {
@@ -940,7 +940,7 @@ test("Miniflare: Durable Objects: durableObjectsPersist keeps data across instan
   }
   const ns = new DurableObjectNamespace("OBJ", async () => assert.fail("unused"));
   assert.deepEqual(
-    (await fs.readdir(path.join(tmp, "OBJ"))).sort(),
+    (await fs.readdir(path.join(tmp, "mfs1", "OBJ"))).sort(),
     [ns.idFromName("/a").toString(), ns.idFromName("/b").toString()].sort()
   );
   const second = useMiniflare(t, options);
@@ -965,7 +965,7 @@ test("Miniflare: Durable Objects: durableObjectsPersist: true writes to .mf/do i
     await mf.dispose();
   }
   const id = new DurableObjectNamespace("TEST_OBJECT", async () => assert.fail("unused")).idFromName("test");
-  assert.deepEqual(await fs.readdir(path.join(cwd, ".mf", "do", "TEST_OBJECT")), [id.toString()]);
+  assert.deepEqual(await fs.readdir(path.join(cwd, ".mf", "do", "mfs1", "TEST_OBJECT")), [id.toString()]);
   const again = useMiniflare(t, { script: SEED_SCRIPT, durableObjects: { TEST_OBJECT: "TestObject" }, durableObjectsPersist: true });
   assert.equal(await text(again, "http://localhost/"), "1");
 });

@@ -7,6 +7,8 @@ import type { Storage } from "../../src/shared/storage.js";
 import {
   PluginStorageFactory,
   VariedStorageFactory,
+  fileNamespaceDirectory,
+  LAYOUT_FOLDER,
   namespaceDirectory,
   pluginStorageName,
 } from "../../src/storage/factory.js";
@@ -65,21 +67,22 @@ describe("VariedStorageFactory", () => {
     assert.throws(() => new VariedStorageFactory().storage("ns", true), TypeError);
   });
 
-  test("a path: FileStorage under namespaceDirectory(path, namespace)", async (t) => {
+  test("a path: FileStorage under namespaceDirectory(<path>/mfs1, namespace)", async (t) => {
     const tmp = await useTmp(t);
     const factory = new VariedStorageFactory();
     const storage = factory.storage("ns", tmp);
     assert.ok(storage instanceof FileStorage);
     await put(storage, "key", "value");
-    const file = path.join(namespaceDirectory(tmp, "ns"), encodeName("key"));
-    assert.equal(file, path.join(tmp, "ns", "key"));
+    const file = path.join(fileNamespaceDirectory(tmp, "ns"), encodeName("key"));
+    assert.equal(fileNamespaceDirectory(tmp, "ns"), namespaceDirectory(path.join(tmp, LAYOUT_FOLDER), "ns"));
+    assert.equal(file, path.join(tmp, "mfs1", "ns", "key"));
     assert.ok((await fs.readFile(file)).toString().startsWith("value"));
 
     // Nested namespaces are nested directories
     const nested = factory.storage("kv:NS", tmp);
     await put(nested, "key", "nested");
     assert.equal(namespaceDirectory(tmp, "kv:NS"), path.join(tmp, "kv", "NS"));
-    const nestedFile = path.join(namespaceDirectory(tmp, "kv:NS"), "key");
+    const nestedFile = path.join(fileNamespaceDirectory(tmp, "kv:NS"), "key");
     assert.ok((await fs.readFile(nestedFile)).toString().startsWith("nested"));
 
     // A new storage on the same path sees the data
@@ -133,7 +136,7 @@ describe("PluginStorageFactory", () => {
     assert.notEqual(cache.storage("NS"), storage);
   });
 
-  test("persist true: <cwd>/.mf/<plugin>/<namespace>", async (t) => {
+  test("persist true: <cwd>/.mf/<plugin>/mfs1/<namespace>", async (t) => {
     const tmp = await fs.realpath(await useTmp(t));
     const kv = new PluginStorageFactory(new VariedStorageFactory(), "KVPlugin");
     const cwd = process.cwd();
@@ -146,7 +149,7 @@ describe("PluginStorageFactory", () => {
     }
     assert.ok(storage instanceof FileStorage);
     await put(storage, "key", "value");
-    const file = path.join(tmp, ".mf", "kv", "NS", "key");
+    const file = path.join(tmp, ".mf", "kv", "mfs1", "NS", "key");
     assert.ok((await fs.readFile(file)).toString().startsWith("value"));
     assert.deepEqual(await fs.readdir(path.join(tmp, ".mf")), ["kv"]);
   });
@@ -155,17 +158,17 @@ describe("PluginStorageFactory", () => {
     const tmp = await useTmp(t);
     const objects = new PluginStorageFactory(new VariedStorageFactory(), "DurableObjectsPlugin", path.join(tmp, "state"));
     await put(objects.storage("OBJECT", true), "key", "value");
-    assert.equal(await read(new FileStorage(path.join(tmp, "state", "durableobjects", "OBJECT")), "key"), "value");
+    assert.equal(await read(new FileStorage(path.join(tmp, "state", "durableobjects", "mfs1", "OBJECT")), "key"), "value");
   });
 
-  test("a path: <path>/<namespace>, without the plugin's name", async (t) => {
+  test("a path: <path>/mfs1/<namespace>, without the plugin's name", async (t) => {
     const tmp = await useTmp(t);
     const kv = new PluginStorageFactory(new VariedStorageFactory(), "KVPlugin");
     const storage = kv.storage("NS", tmp);
     assert.ok(storage instanceof FileStorage);
     await put(storage, "key", "value");
-    assert.deepEqual((await fs.readdir(tmp)).sort(), [LOCK_FILE_NAME, "NS"]);
-    assert.equal(await read(new FileStorage(path.join(tmp, "NS")), "key"), "value");
+    assert.deepEqual((await fs.readdir(tmp)).sort(), [LOCK_FILE_NAME, "mfs1"]);
+    assert.equal(await read(new FileStorage(path.join(tmp, "mfs1", "NS")), "key"), "value");
     assert.deepEqual(names(await storage.list()), ["key"]);
   });
 

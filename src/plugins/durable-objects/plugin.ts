@@ -25,7 +25,13 @@ import {
   kOnReset,
   kResetObject,
 } from "./namespace.js";
-import { DurableObjectStorage, kAlarmExists } from "./storage.js";
+import { ALARM_KEY, DurableObjectStorage, JOURNAL_KEY, kAlarmExists } from "./storage.js";
+import {
+  type FoundNamespace,
+  type Miniflare2Layout,
+  migrateMiniflare2,
+  subfolders,
+} from "../../storage/migrate.js";
 
 export type DurableObjectsObjectOptions =
   | string
@@ -53,6 +59,36 @@ interface ProcessedDurableObject {
 
 /** Default folder for `durableObjectsPersist: true`, relative to the working directory */
 export const DEFAULT_PERSIST_PATH = path.join(".mf", "do");
+
+/** Miniflare 2's folder for `durableObjectsPersist: true` */
+const MINIFLARE2_PERSIST_PATH = path.join(".mf", "durableobjects");
+const OBJECT_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * Miniflare 2 kept each object in <binding>/<hex id>, and every scheduled
+ * alarm in the store __MINIFLARE_ALARMS__ (keyed "<binding>:<hex id>")
+ */
+export const DURABLE_OBJECTS_MINIFLARE2_LAYOUT: Miniflare2Layout = {
+  what: "Durable Object",
+  unit: ["object", "objects"],
+  hiddenKeys: new Set([ALARM_KEY, JOURNAL_KEY]),
+  async findNamespaces(folder) {
+    const found: FoundNamespace[] = [];
+    for (const binding of await subfolders(folder)) {
+      const dir = path.join(folder, binding);
+      if (binding === ALARM_STORE_NAMESPACE) {
+        found.push({ namespace: binding, dir, counted: false });
+        continue;
+      }
+      for (const id of await subfolders(dir)) {
+        if (OBJECT_ID.test(id)) found.push({ namespace: `${binding}:${id}`, dir: path.join(dir, id), counted: true });
+      }
+    }
+    return found;
+  },
+};
+
+const redisURL = /^rediss?:\/\//;
 
 // Objects and their storage are kept in the context's shared cache, so there
 // is one of each per id across the whole instance (mounts included), and
@@ -271,6 +307,18 @@ export class DurableObjectsPlugin
 
   async setup(storageFactory: StorageFactory): Promise<SetupResult> {
     this.#storageFactory = storageFactory;
+    // Data Miniflare 2 persisted first (once): `true` was .mf/durableobjects there
+    const persist = this.#persist;
+    if (typeof persist === "string" && !redisURL.test(persist)) {
+      const sources = [persist];
+      if (this.durableObjectsPersist === true) sources.push(path.resolve(MINIFLARE2_PERSIST_PATH));
+      await migrateMiniflare2(storageFactory, {
+        layout: DURABLE_OBJECTS_MINIFLARE2_LAYOUT,
+        persist,
+        sources,
+        log: this.ctx.log,
+      });
+    }
     const bindings: Context = {};
     for (const { name } of this.#objects) {
       bindings[name] = this.getNamespace(storageFactory, name);

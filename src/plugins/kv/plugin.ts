@@ -1,3 +1,4 @@
+import path from "node:path";
 import { resolveStoragePersist } from "../../shared/data.js";
 import {
   Option,
@@ -7,12 +8,25 @@ import {
   type SetupResult,
 } from "../../shared/plugin.js";
 import type { StorageFactory } from "../../shared/storage.js";
+import { type Miniflare2Layout, migrateMiniflare2, topLevelNamespaces } from "../../storage/migrate.js";
 import { KVNamespace } from "./namespace.js";
 
 export interface KVOptions {
   kvNamespaces?: string[];
   kvPersist?: boolean | string;
 }
+
+/** Folder for `kvPersist: true`, relative to the working directory (as Miniflare 2's) */
+const DEFAULT_PERSIST_PATH = path.join(".mf", "kv");
+
+/** Miniflare 2 kept each namespace in a folder of its name */
+export const KV_MINIFLARE2_LAYOUT: Miniflare2Layout = {
+  what: "KV",
+  unit: ["namespace", "namespaces"],
+  findNamespaces: topLevelNamespaces,
+};
+
+const redisURL = /^rediss?:\/\//;
 
 export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
   @Option({
@@ -38,7 +52,10 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
   constructor(ctx: PluginContext, options?: KVOptions) {
     super(ctx);
     this.assignOptions(options);
-    this.#persist = resolveStoragePersist(ctx.rootPath, this.kvPersist);
+    this.#persist =
+      this.kvPersist === true
+        ? path.resolve(DEFAULT_PERSIST_PATH)
+        : resolveStoragePersist(ctx.rootPath, this.kvPersist);
   }
 
   /** A namespace over this plugin's storage (never gated unless asked) */
@@ -46,7 +63,17 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
     return new KVNamespace(storage.storage(namespace, this.#persist), { blockGlobalAsyncIO });
   }
 
-  setup(storageFactory: StorageFactory): SetupResult {
+  async setup(storageFactory: StorageFactory): Promise<SetupResult> {
+    // Data Miniflare 2 persisted to this folder first (once)
+    const persist = this.#persist;
+    if (typeof persist === "string" && !redisURL.test(persist)) {
+      await migrateMiniflare2(storageFactory, {
+        layout: KV_MINIFLARE2_LAYOUT,
+        persist,
+        sources: [persist],
+        log: this.ctx.log,
+      });
+    }
     const blockGlobalAsyncIO = !this.ctx.globalAsyncIO;
     const bindings: Record<string, KVNamespace> = {};
     for (const namespace of this.kvNamespaces ?? []) {

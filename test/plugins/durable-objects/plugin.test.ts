@@ -460,11 +460,11 @@ test("DurableObjectsPlugin: persist: a path (relative to rootPath) keeps data ac
   await text(first.env.OBJ.get(b).fetch("http://localhost/", { method: "PUT", body: "B" }));
   await first.stop();
 
-  // Each object has its own folder under <persist>/<binding>/<hex id>
-  const dirs = (await fs.readdir(path.join(root, "data", "OBJ"))).sort();
+  // Each object has its own folder under <persist>/mfs1/<binding>/<hex id>
+  const dirs = (await fs.readdir(path.join(root, "data", "mfs1", "OBJ"))).sort();
   assert.deepEqual(dirs, [a.toString(), b.toString()].sort());
   for (const dir of dirs) {
-    assert.ok((await filesUnder(path.join(root, "data", "OBJ", dir))).length > 0);
+    assert.ok((await filesUnder(path.join(root, "data", "mfs1", "OBJ", dir))).length > 0);
   }
 
   const second = await startPlugin(t, options, { Obj: KeyValueObject }, { rootPath: root });
@@ -480,7 +480,7 @@ test("DurableObjectsPlugin: persist: a path (relative to rootPath) keeps data ac
   );
   await text(third.env.OBJ.get(a).fetch("http://localhost/", { method: "PUT", body: "abs" }));
   await third.stop();
-  assert.deepEqual(await fs.readdir(path.join(absolute, "OBJ")), [a.toString()]);
+  assert.deepEqual(await fs.readdir(path.join(absolute, "mfs1", "OBJ")), [a.toString()]);
 });
 
 test("DurableObjectsPlugin: persist: true uses .mf/do in the working directory", async (t) => {
@@ -498,7 +498,7 @@ test("DurableObjectsPlugin: persist: true uses .mf/do in the working directory",
   const files = await filesUnder(cwd);
   assert.ok(files.length > 0);
   for (const file of files) {
-    assert.ok(file.startsWith(path.join(".mf", "do", "OBJ", id.toString()) + path.sep), file);
+    assert.ok(file.startsWith(path.join(".mf", "do", "mfs1", "OBJ", id.toString()) + path.sep), file);
   }
   // rootPath isn't used for `true`
   assert.deepEqual(await fs.readdir(root), []);

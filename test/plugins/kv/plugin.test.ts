@@ -203,13 +203,13 @@ test("KVPlugin: persist: relative path is resolved against rootPath", async (t) 
   const ns = (await bindings(plugin, useStorageFactory(t))).NS;
   await ns.put("key", "value", { metadata: { m: 1 } });
 
-  // The namespace's directory inside <rootPath>/data (named as a key would
-  // be: see namespaceDirectory() in src/storage/factory.ts)
+  // The namespace's directory inside <rootPath>/data/mfs1 (named as a key
+  // would be: see namespaceDirectory() in src/storage/factory.ts)
   const data = path.join(tmp, "data");
   // (and the lock file of the process using it)
-  assert.deepEqual((await fs.readdir(data)).sort(), [LOCK_FILE_NAME, "NS"]);
-  assert.equal(namespaceDirectory(data, "NS"), path.join(data, "NS"));
-  assert.deepEqual(await filesUnder(data), [LOCK_FILE_NAME, path.join("NS", "key")]);
+  assert.deepEqual((await fs.readdir(data)).sort(), [LOCK_FILE_NAME, "mfs1"]);
+  assert.equal(namespaceDirectory(path.join(data, "mfs1"), "NS"), path.join(data, "mfs1", "NS"));
+  assert.deepEqual(await filesUnder(data), [LOCK_FILE_NAME, path.join("mfs1", "NS", "key")]);
 
   // A new plugin and storage factory see the data
   const fresh = new KVPlugin(pluginContext(tmp), { kvPersist: "data" });
@@ -227,7 +227,7 @@ test("KVPlugin: persist: absolute path is used as is", async (t) => {
   const root = await useTmp(t);
   const plugin = new KVPlugin(pluginContext(root), { kvPersist: tmp });
   await plugin.getNamespace(useStorageFactory(t), "NS").put("key", "value");
-  assert.deepEqual(await filesUnder(tmp), [LOCK_FILE_NAME, path.join("NS", "key")]);
+  assert.deepEqual(await filesUnder(tmp), [LOCK_FILE_NAME, path.join("mfs1", "NS", "key")]);
   assert.deepEqual(await fs.readdir(root), []);
 });
 
@@ -237,7 +237,7 @@ test("KVPlugin: persist: separate namespaces get separate directories", async (t
   const plugin = new KVPlugin(pluginContext(tmp), { kvPersist: tmp });
   await plugin.getNamespace(factory, "NS1").put("key", "one");
   await plugin.getNamespace(factory, "NS2").put("key", "two");
-  assert.deepEqual(await fs.readdir(tmp).then((dirs) => dirs.sort()), [LOCK_FILE_NAME, "NS1", "NS2"]);
+  assert.deepEqual(await fs.readdir(path.join(tmp, "mfs1")).then((dirs) => dirs.sort()), ["NS1", "NS2"]);
   assert.equal(await plugin.getNamespace(factory, "NS1").get("key"), "one");
   assert.equal(await plugin.getNamespace(factory, "NS2").get("key"), "two");
 });
@@ -252,7 +252,7 @@ test("KVPlugin: persist: true uses .mf/kv in the process's working directory", a
   // rootPath is not used for `true`
   const plugin = new KVPlugin(pluginContext(root), { kvNamespaces: ["NS"], kvPersist: true });
   await plugin.getNamespace(useStorageFactory(t), "NS").put("key", "value");
-  assert.deepEqual(await filesUnder(cwd), [path.join(".mf", "kv", LOCK_FILE_NAME), path.join(".mf", "kv", "NS", "key")]);
+  assert.deepEqual(await filesUnder(cwd), [path.join(".mf", "kv", LOCK_FILE_NAME), path.join(".mf", "kv", "mfs1", "NS", "key")]);
   assert.deepEqual(await fs.readdir(root), []);
 
   const fresh = new KVPlugin(pluginContext(root), { kvPersist: true });
