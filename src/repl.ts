@@ -3,7 +3,7 @@ import path from "node:path";
 import repl from "node:repl";
 import vm from "node:vm";
 import type { MiniflareCore } from "./core/core.js";
-import { defineHasInstances } from "./runtime/index.js";
+import { defineGlobalGuards, defineHasInstances } from "./runtime/index.js";
 
 const DEFAULT_HISTORY_SIZE = 1000;
 
@@ -32,6 +32,7 @@ export async function startREPL(mf: MiniflareCore): Promise<repl.REPLServer> {
     codeGeneration: { strings: false, wasm: false },
   });
   defineHasInstances(context);
+  defineGlobalGuards(context, globalScope);
   context.env = bindings;
   // (historySize is a readline option the REPL passes on; @types/node
   // doesn't list it)

@@ -9,6 +9,7 @@ import type {
   ScriptRunnerResult,
 } from "../shared/runner.js";
 import { compileScript } from "./compile.js";
+import { defineGlobalGuards } from "./guards.js";
 import { defineHasInstances } from "./instanceof.js";
 import { ModuleLinker } from "./linker.js";
 import { createRealm } from "./realm.js";
@@ -45,6 +46,7 @@ export class VMScriptRunner implements ScriptRunner {
       context = vm.createContext(globalScope, {
         codeGeneration: { strings: false, wasm: false },
       });
+      defineGlobalGuards(context, globalScope);
     } else {
       Object.assign(context, globalScope);
     }

@@ -58,3 +58,14 @@ export interface ScriptRunner {
     additionalEntries?: string[]
   ): Promise<ScriptRunnerResult>;
 }
+
+/**
+ * Key of a global scope's guarded globals: names whose read must throw
+ * (such as bindings read as globals in modules mode), each with the getter
+ * that throws. The scope defines these getters on itself too; runners also
+ * install them inside their context, where Node's `vm` lets their errors
+ * through (see runtime/guards.ts).
+ */
+export const kGlobalGuards = Symbol("kGlobalGuards");
+
+export type GlobalGuards = ReadonlyMap<string, () => never>;

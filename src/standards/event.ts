@@ -5,7 +5,7 @@ import {
   type TypedEventListener,
 } from "../shared/event.js";
 import type { Log } from "../shared/log.js";
-import type { Context } from "../shared/runner.js";
+import { type Context, kGlobalGuards } from "../shared/runner.js";
 import { DOMException } from "./domexception.js";
 import { FetchError } from "./fetch-error.js";
 import { type Request, Response, fetch, withWaitUntil } from "./http.js";
@@ -350,6 +350,7 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
     if (modules) {
       // Bindings aren't globals in modules mode: make touching one as a
       // global a helpful error instead of a plain "not defined"
+      const guards = new Map<string, () => never>();
       for (const key of Object.keys(bindings)) {
         // `@cloudflare/kv-asset-handler` does `typeof __STATIC_CONTENT...`
         // checks which must not throw. Note this stops guarding *all*
@@ -357,14 +358,17 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
         if (key === "__STATIC_CONTENT" || key === "__STATIC_CONTENT_MANIFEST") {
           break;
         }
-        Object.defineProperty(this, key, {
-          get() {
-            throw new ReferenceError(
-              `${key} is not defined.\n${GLOBAL_BINDING_HINT_MODULES}`
-            );
-          },
-        });
+        const get = (): never => {
+          throw new ReferenceError(
+            `${key} is not defined.\n${GLOBAL_BINDING_HINT_MODULES}`
+          );
+        };
+        guards.set(key, get);
+        Object.defineProperty(this, key, { get });
       }
+      // The script runner installs these in the worker's context too, where
+      // Node 22+ would swallow this object's getters' errors
+      Object.defineProperty(this, kGlobalGuards, { value: guards });
     } else {
       Object.assign(this, bindings);
     }

@@ -319,20 +319,6 @@ export function _isByteStream(stream: ReadableStream): boolean {
   return state?.controller instanceof ReadableByteStreamController;
 }
 
-let bodyStateSymbol: symbol | undefined;
-
-interface InnerBodyState {
-  urlList?: URL[];
-  body?: { length?: number | null } | null;
-}
-
-/** undici's internal state of a built-in Request/Response, if found */
-export function innerState(object: object): InnerBodyState | undefined {
-  bodyStateSymbol ??= findSymbol(object, "state");
-  if (bodyStateSymbol === undefined) return undefined;
-  return (object as Record<symbol, InnerBodyState | undefined>)[bodyStateSymbol];
-}
-
 export function isBufferSource(chunk: unknown): chunk is ArrayBuffer | ArrayBufferView {
   return chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk);
 }

@@ -36,14 +36,15 @@ import {
   bufferSourceToArray,
   buildNotBufferSourceError,
   fixedLengthOf,
-  innerState,
   isBufferSource,
   isHeadersImmutable,
   isNativelyImmutable,
   makeHeadersImmutable,
   makeHeadersMutable,
 } from "./http-base.js";
+import { adoptBodyInit, bodyInitLength } from "./http-body.js";
 import { formDataParserFor } from "./http-formdata.js";
+import { nextRedirectRequest, redirectNetworkError } from "./http-redirect.js";
 
 export {
   _headersFromIncomingRequest,
@@ -75,7 +76,11 @@ const kInputGated = Symbol("kInputGated");
 const kFormDataFiles = Symbol("kFormDataFiles");
 const kEnumerableGetters = Symbol("kEnumerableGetters");
 const kCloned = Symbol("kCloned");
-/** url/redirected/urlList of a fetch response whose inner had to be rebuilt */
+/**
+ * url/redirected of a response whose inner one doesn't tell them (rebuilt,
+ * or fetched by following redirects ourselves), and the URLs our fetch()
+ * went through
+ */
 const kResponseInfo = Symbol("kResponseInfo");
 export const kWaitUntil = Symbol("kWaitUntil");
 // A Response made from a well-formed string keeps the string, and its undici
@@ -85,6 +90,8 @@ export const kWaitUntil = Symbol("kWaitUntil");
 const kTextSource = Symbol("kTextSource");
 const kTextUsed = Symbol("kTextUsed");
 const kBodyHolder = Symbol("kBodyHolder");
+/** A response body's length in bytes, when known from what it was made of */
+const kBodyLength = Symbol("kBodyLength");
 
 interface ResponseInfo {
   url: string;
@@ -140,7 +147,7 @@ function adoptResponse(inner: BaseResponse): [BaseResponse, ResponseInfo | undef
       statusText: inner.statusText,
       headers: inner.headers,
     });
-    const info = { url: inner.url, redirected: inner.redirected, urlList: innerState(inner)?.urlList };
+    const info = { url: inner.url, redirected: inner.redirected };
     return [rebuilt, info];
   } catch {
     // e.g. Response.error()'s status 0: keep as is
@@ -156,6 +163,7 @@ function bodySource(body: Body): BaseBody {
   if (text !== undefined) {
     holder = new (base().Response)(text);
     body[kTextSource] = undefined;
+    body[kBodyLength] = Buffer.byteLength(text);
   } else if (body[kTextUsed]) {
     // Read already: a disturbed empty body, so reading again fails as usual
     holder = new (base().Response)("");
@@ -184,6 +192,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
   declare [kBodyHolder]: BaseBody | undefined;
   declare [kResponseInfo]: ResponseInfo | undefined;
   declare [kEnumerableGetters]: boolean;
+  declare [kBodyLength]: number | undefined;
 
   constructor(inner: Inner) {
     let info: ResponseInfo | undefined;
@@ -412,6 +421,7 @@ function cloneRequestInit(init: object): RequestInit {
 }
 
 let setRequestCf: (request: Request, cf: CfProperties | undefined) => void;
+let hasStreamedBody: (request: Request) => boolean;
 
 /**
  * Sets a request's cf object as is, without the deep copy the constructor
@@ -426,9 +436,15 @@ export class Request extends Body<BaseRequest> {
     setRequestCf = (request, cf) => {
       request.#cf = cf;
     };
+    hasStreamedBody = (request) => request.#streamedBody;
   }
 
   #cf?: CfProperties;
+  /**
+   * Whether the body was given as a stream: fetch() then doesn't keep a copy
+   * to send again when following a 307/308 redirect, as undici doesn't
+   */
+  #streamedBody = false;
 
   constructor(input: RequestInfo, init?: RequestInit | Request) {
     const { Request: BaseRequest } = base();
@@ -438,6 +454,7 @@ export class Request extends Body<BaseRequest> {
         ? (init?.cf ?? input.#cf)
         : init?.cf;
 
+    let streamedBody = input instanceof Request && input.#streamedBody;
     let inner: BaseRequest;
     if (input instanceof BaseRequest && !init) {
       inner = input;
@@ -450,12 +467,19 @@ export class Request extends Body<BaseRequest> {
         if (baseInit.body instanceof ArrayBuffer) {
           baseInit.body = baseInit.body.slice(0);
         }
+        baseInit.body = adoptBodyInit(baseInit.body);
+        if (init instanceof Request) {
+          streamedBody = init.#streamedBody;
+        } else if (baseInit.body !== undefined && baseInit.body !== null) {
+          streamedBody = baseInit.body instanceof ReadableStream;
+        }
         if (baseInit.body instanceof ReadableStream) baseInit.duplex = "half";
       }
       inner = new BaseRequest(input as string | URL | BaseRequest, baseInit);
     }
     super(inner);
     this.#cf = cf ? nonCircularClone(cf) : undefined;
+    this.#streamedBody = streamedBody;
     if (contentLength !== undefined) {
       this.headers.set("content-length", contentLength.toString());
     }
@@ -471,6 +495,7 @@ export class Request extends Body<BaseRequest> {
     if (this[kEnumerableGetters]) withEnumerableGetters(clone);
     if (isHeadersImmutable(this.headers)) makeHeadersImmutable(clone.headers);
     clone.#cf = this.#cf ? nonCircularClone(this.#cf) : undefined;
+    clone.#streamedBody = this.#streamedBody;
     this[kCloned] = true;
     clone[kCloned] = true;
     return clone;
@@ -545,8 +570,20 @@ export class Response extends Body<BaseResponse> {
   }
 
   static json(data: any, init?: ResponseInit | Response): Response {
-    const res = base().Response.json(data, init as globalThis.ResponseInit);
-    return new Response(res.body, res);
+    // Serialised here, so the body is a string of known length
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(data);
+    } catch {
+      // Node's own throws the same error, worded as it words it
+    }
+    if (text === undefined) {
+      const res = base().Response.json(data, init as globalThis.ResponseInit);
+      return new Response(res.body, res);
+    }
+    const headers = new (base().Headers)(init?.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new Response(text, { status: init?.status, statusText: init?.statusText, headers });
   }
 
   #encodeBody: "automatic" | "manual" = "automatic";
@@ -561,12 +598,14 @@ export class Response extends Body<BaseResponse> {
     let status: number | undefined;
     let webSocket: any;
     let textSource: string | undefined;
+    let bodyLength: number | undefined;
 
     let inner: BaseResponse;
     if (init instanceof BaseResponse && body === init.body) {
       inner = init;
     } else {
       if (body instanceof ArrayBuffer) body = body.slice(0);
+      body = adoptBodyInit(body);
       let baseInit: globalThis.ResponseInit | BaseResponse | undefined;
       if (init instanceof Response) {
         encodeBody = init.#encodeBody;
@@ -605,10 +644,12 @@ export class Response extends Body<BaseResponse> {
         textSource = body;
       } else {
         inner = new BaseResponse(body, baseInit);
+        bodyLength = bodyInitLength(body);
       }
     }
     super(inner);
     this[kTextSource] = textSource;
+    defineHidden(this, kBodyLength, bodyLength);
 
     encodeBody ??= "automatic";
     if (encodeBody !== "automatic" && encodeBody !== "manual") {
@@ -646,6 +687,7 @@ export class Response extends Body<BaseResponse> {
     clone.#status = this.#status;
     clone[kWaitUntil] = this[kWaitUntil];
     clone[kResponseInfo] ??= this[kResponseInfo];
+    clone[kBodyLength] ??= this[kBodyLength];
     this[kCloned] = true;
     clone[kCloned] = true;
     return clone;
@@ -703,12 +745,18 @@ export function withWaitUntil(
   return resWaitUntil;
 }
 
-/** The URLs a response went through (redirects included), if known */
+/**
+ * The URLs a response went through, redirects included: all of them for
+ * responses of Miniflare's fetch(), just the URL for any other response that
+ * wasn't redirected
+ */
 export function _getURLList(res: Response | BaseResponse): URL[] | undefined {
   if (res instanceof Response) {
-    return res[kResponseInfo]?.urlList ?? innerState(res[_kInner])?.urlList;
+    const urlList = res[kResponseInfo]?.urlList;
+    if (urlList !== undefined) return urlList;
   }
-  return innerState(res)?.urlList;
+  if (res.redirected || res.url === "") return undefined;
+  return [new URL(res.url)];
 }
 
 /**
@@ -724,14 +772,15 @@ export function _takeBodyText(res: Response): string | undefined {
   return text;
 }
 
-/** The actual length of a response's body, if known without reading it */
+/**
+ * The actual length of a response's body, if known without reading it: the
+ * body was given as a string, buffer, Blob or URLSearchParams
+ */
 export function _getBodyLength(res: Response | BaseResponse): number | undefined {
-  if (res instanceof Response) {
-    const text = res[kTextSource];
-    if (text !== undefined) return Buffer.byteLength(text);
-    res = (res[kBodyHolder] as BaseResponse | undefined) ?? res[_kInner];
-  }
-  return innerState(res)?.body?.length ?? undefined;
+  if (!(res instanceof Response)) return undefined;
+  const text = res[kTextSource];
+  if (text !== undefined) return Buffer.byteLength(text);
+  return res[kBodyLength];
 }
 
 // ---------------------------------------------------------------------------
@@ -812,6 +861,49 @@ class MiniflareDispatcher implements DispatcherLike {
   }
 }
 
+/** Cancels a request clone's body unless it was handed on (and so locked) */
+function discardBody(request: BaseRequest | undefined): void {
+  const body = request?.body;
+  if (body && !body.locked) body.cancel().catch(() => {});
+}
+
+/**
+ * Fetches `req`, following redirects one hop at a time (see
+ * ./http-redirect.ts): each hop counts as another subrequest, and the
+ * response's url, redirected and URL list come from the hops
+ */
+async function fetchFollowingRedirects(
+  req: Request,
+  fetchInit: RequestInit | undefined
+): Promise<[BaseResponse, ResponseInfo]> {
+  const ctx = getRequestContext();
+  const init = { ...fetchInit, redirect: "manual" } as RequestInit;
+  let request = req[_kInner];
+  const urlList = [new URL(request.url)];
+  for (;;) {
+    // A copy of the body to send again if a 307/308 asks to (a streamed
+    // body isn't kept: teeing would buffer all of it)
+    const replay =
+      request.body !== null && !hasStreamedBody(req) ? request.clone() : undefined;
+    const response = await base().fetch(request, init);
+    let next: BaseRequest | undefined;
+    try {
+      next = nextRedirectRequest(request, response, urlList.length - 1, replay);
+    } finally {
+      if (next === undefined) discardBody(replay);
+    }
+    if (next === undefined) {
+      return [response, { url: response.url, redirected: urlList.length > 1, urlList }];
+    }
+    discardBody(replay);
+    await response.body?.cancel().catch(() => {});
+    // Each followed redirect is another subrequest
+    ctx?.incrementExternalSubrequests();
+    urlList.push(new URL(next.url));
+    request = next;
+  }
+}
+
 /**
  * Miniflare's fetch. Bind `this` to an undici dispatcher (e.g. a `MockAgent`
  * from `createFetchMock()`) to send requests through it.
@@ -851,12 +943,12 @@ export async function fetch(
     innerDispatcher === undefined
       ? undefined
       : ({ dispatcher: new MiniflareDispatcher(innerDispatcher, removeHeaders) } as RequestInit);
-  const baseRes = await base().fetch(req[_kInner], fetchInit);
-
-  // Each followed redirect is another subrequest
-  if (baseRes.redirected && ctx) {
-    const urlList = _getURLList(baseRes);
-    if (urlList) ctx.incrementExternalSubrequests(urlList.length - 1);
+  let baseRes: BaseResponse;
+  let info: ResponseInfo | undefined;
+  if (req.redirect === "follow") {
+    [baseRes, info] = await fetchFollowingRedirects(req, fetchInit);
+  } else {
+    baseRes = await base().fetch(req[_kInner], fetchInit);
   }
 
   let res: Response;
@@ -866,6 +958,7 @@ export async function fetch(
   } finally {
     keepImmutableHeaders = false;
   }
+  res[kResponseInfo] = info;
   makeHeadersImmutable(res.headers);
 
   await waitForOpenInputGate();

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import { test } from "node:test";
 import vm from "node:vm";
 import { VMScriptRunner } from "../../src/runtime/index.js";
-import { STRING_SCRIPT_PATH } from "../../src/shared/runner.js";
+import { kGlobalGuards, STRING_SCRIPT_PATH } from "../../src/shared/runner.js";
 import { ASSET_RULES, fixture, runFixture, runModule } from "./util.js";
 
 const ADD_WASM = fs.readFileSync(fixture("add.wasm"));
@@ -130,6 +130,29 @@ test("VMScriptRunner: run: supports cross-realm instanceof", async () => {
     [...exports!.default],
     [true, true, true, true, true, false, true, true, true]
   );
+});
+
+test("VMScriptRunner: run: reads of guarded globals throw the guard's error", async () => {
+  // Node 22+ swallows errors thrown by getters on the object a context was
+  // made from, so the runner must install guards inside the context
+  const get = (): never => {
+    throw new ReferenceError("KEY is guarded");
+  };
+  const globals: Record<string | symbol, any> = { other: 1 };
+  Object.defineProperty(globals, "KEY", { get });
+  Object.defineProperty(globals, kGlobalGuards, { value: new Map([["KEY", get]]) });
+  await new VMScriptRunner().run(globals, {
+    filePath: "worker.js",
+    code: `const read = (f) => { try { return String(f()); } catch (e) { return e.name + ": " + e.message; } };
+    result = [read(() => KEY), read(() => globalThis.KEY), read(() => typeof KEY), read(() => other)];`,
+  });
+  // (Copied: the array is the context's, with the context's prototype)
+  assert.deepEqual([...globals.result], [
+    "ReferenceError: KEY is guarded",
+    "ReferenceError: KEY is guarded",
+    "ReferenceError: KEY is guarded",
+    "1",
+  ]);
 });
 
 test("VMScriptRunner: run: returns bundle size of entry and referenced modules", async () => {

@@ -280,6 +280,130 @@ test("fetch: Response headers are immutable", async (t) => {
   assert.equal(await mutable.text(), "upstream");
 });
 
+/** Redirects `/?status=S&to=URL` to URL with status S; otherwise echoes the request */
+function redirectOrEcho(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const { pathname, searchParams } = new URL(req.url ?? "", "http://localhost");
+  let body = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk) => (body += chunk));
+  req.on("end", () => {
+    const to = searchParams.get("to");
+    if (pathname === "/loop") {
+      res.writeHead(302, { Location: "/loop" });
+      res.end();
+    } else if (to !== null) {
+      res.writeHead(parseInt(searchParams.get("status") ?? "302"), { Location: to });
+      res.end("redirecting");
+    } else {
+      const { "content-type": type = null, authorization = null } = req.headers;
+      res.end(JSON.stringify({ method: req.method, path: req.url, body, type, authorization }));
+    }
+  });
+}
+
+function redirectURL(upstream: URL, status: number, to: string): URL {
+  return new URL(`/?status=${status}&to=${encodeURIComponent(to)}`, upstream);
+}
+
+test("fetch: follows 307/308 redirects with the same method and body", async (t) => {
+  const upstream = await useServer(t, redirectOrEcho);
+  for (const status of [307, 308]) {
+    const res = await fetch(redirectURL(upstream, status, "/end"), {
+      method: "POST",
+      body: "body",
+      headers: { "Content-Type": "text/x", Authorization: "secret" },
+    });
+    assert.equal(res.redirected, true);
+    assert.equal(res.url, new URL("/end", upstream).href);
+    assert.deepEqual(await res.json(), {
+      method: "POST",
+      path: "/end",
+      body: "body",
+      type: "text/x",
+      authorization: "secret",
+    });
+  }
+});
+
+test("fetch: follows 301/302 POSTs and 303s as GETs without the body", async (t) => {
+  const upstream = await useServer(t, redirectOrEcho);
+  for (const [status, method] of [[301, "POST"], [302, "POST"], [303, "PUT"]] as const) {
+    const res = await fetch(redirectURL(upstream, status, "/end"), {
+      method,
+      body: "body",
+      headers: { "Content-Type": "text/x" },
+    });
+    assert.deepEqual(await res.json(), {
+      method: "GET",
+      path: "/end",
+      body: "",
+      type: null,
+      authorization: null,
+    });
+  }
+  // A 302 keeps other methods and their bodies
+  const res = await fetch(redirectURL(upstream, 302, "/end"), { method: "PUT", body: "body" });
+  assert.deepEqual(await res.json(), {
+    method: "PUT",
+    path: "/end",
+    body: "body",
+    type: "text/plain;charset=UTF-8",
+    authorization: null,
+  });
+});
+
+test("fetch: drops credentials when a redirect goes to another origin", async (t) => {
+  const upstream = await useServer(t, redirectOrEcho);
+  const other = new URL(upstream);
+  other.hostname = "localhost";
+  const res = await fetch(redirectURL(upstream, 302, new URL("/end", other).href), {
+    headers: { Authorization: "secret" },
+  });
+  assert.equal(res.url, new URL("/end", other).href);
+  assert.equal((await res.json()).authorization, null);
+});
+
+test("fetch: rejects redirects it can't follow as Node's fetch does", async (t) => {
+  const upstream = await useServer(t, redirectOrEcho);
+  const failed = (cause: string) => (error: any) => {
+    assert.ok(error instanceof TypeError);
+    assert.equal(error.message, "fetch failed");
+    assert.match(String(error.cause?.message), new RegExp(cause));
+    return true;
+  };
+  await assert.rejects(fetch(new URL("/loop", upstream)), failed("^redirect count exceeded$"));
+  await assert.rejects(
+    fetch(redirectURL(upstream, 302, "ftp://localhost/")),
+    failed("^URL scheme must be a HTTP\\(S\\) scheme$")
+  );
+  await assert.rejects(
+    fetch(redirectURL(upstream, 302, "/end"), { redirect: "error" }),
+    failed("^unexpected redirect$")
+  );
+  // A streamed body isn't kept to be sent again
+  const stream = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("body"));
+      controller.close();
+    },
+  });
+  await assert.rejects(
+    fetch(redirectURL(upstream, 307, "/end"), { method: "POST", body: stream }),
+    failed("streamed request body")
+  );
+});
+
+test("fetch: a redirect without a Location is the response", async (t) => {
+  const upstream = await useServer(t, (req, res) => {
+    res.writeHead(302);
+    res.end("no location");
+  });
+  const res = await fetch(upstream);
+  assert.equal(res.status, 302);
+  assert.equal(res.redirected, false);
+  assert.equal(await res.text(), "no location");
+});
+
 test("fetch: clones of Responses have mutable headers and keep their URL", async (t) => {
   const upstream = await useServer(t, redirectingServerListener);
   const res = await fetch(new URL("/?n=1", upstream));
@@ -528,10 +652,10 @@ test("_urlFromRequestInput: accepts every kind of input", () => {
   assert.throws(() => _urlFromRequestInput("/relative"), { name: "TypeError" });
 });
 
-test("_getURLList: extracts URL list from Response", async (t) => {
+test("_getURLList: lists the URLs fetch() went through", async (t) => {
   const upstream = await useServer(t, redirectingServerListener);
   const url = new URL("/?n=3", upstream);
-  const res = await globalThis.fetch(url);
+  const res = await fetch(url);
   assert.deepEqual(_getURLList(res)?.map(String), [
     `${upstream.origin}/?n=3`,
     `${upstream.origin}/?n=2`,

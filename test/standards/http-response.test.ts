@@ -51,6 +51,20 @@ test("Response.json: creates JSON response", async () => {
   assert.equal("error" in Response, false);
 });
 
+test("Response.json: rejects what Node's Response.json() rejects, with its errors", () => {
+  const cases: [unknown, ResponseInit?][] = [[undefined], [1n], [{}, { status: 204 }], [{}, { status: 600 }]];
+  for (const [data, init] of cases) {
+    let expected: any;
+    try {
+      BaseResponse.json(data, init);
+    } catch (e) {
+      expected = e;
+    }
+    assert.ok(expected instanceof TypeError || expected instanceof RangeError);
+    assert.throws(() => Response.json(data, init), { name: expected.name, message: expected.message });
+  }
+});
+
 test("Response: constructing from BaseResponse doesn't create new BaseResponse unless required", async () => {
   const base = new BaseResponse("<p>test</p>", {
     status: 404,

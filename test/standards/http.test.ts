@@ -1,6 +1,7 @@
 // Tests for Headers#getAll, the Body wrapper and http helpers (spec §2.3)
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { FormData as UndiciFormData } from "undici";
 import {
   Body,
   Request,
@@ -269,7 +270,39 @@ test("_getBodyLength: extracts actual Response Content-Length", () => {
   assert.equal(_getBodyLength(res), undefined);
   res = new Response(new ReadableStream(), { headers: { "Content-Length": "50" } });
   assert.equal(_getBodyLength(res), undefined);
-  assert.equal(_getBodyLength(new BaseResponse("abc")), 3);
+  res = new Response(new Blob(["12345"]));
+  assert.equal(_getBodyLength(res), 5);
+  res = new Response(new URLSearchParams({ a: "é" }));
+  assert.equal(_getBodyLength(res), 8);
+  // Read from what the body was made of, so clones and string bodies whose
+  // stream was made still know it
+  res = new Response("héllo");
+  assert.equal(res.clone().body instanceof ReadableStream, true);
+  assert.equal(_getBodyLength(res), 6);
+  assert.equal(_getBodyLength(Response.json({ a: 1 })), 7);
+  // Node's own responses keep their length in undici's private state, which
+  // differs between Node versions: not known
+  assert.equal(_getBodyLength(new BaseResponse("abc")), undefined);
+});
+
+test("Body: FormData from another copy of undici is sent as multipart", async () => {
+  // Node 24's own undici doesn't recognise npm undici's FormData (Miniflare 2
+  // users pass it to dispatchFetch()) and would send "[object FormData]"
+  const form = new UndiciFormData();
+  form.append("field", "value");
+  form.append("file", new Blob(["contents"], { type: "text/plain" }), "file.txt");
+  const bodies = [
+    new Request("http://localhost/", { method: "POST", body: form as any }),
+    new Response(form as any),
+  ];
+  for (const body of bodies) {
+    assert.match(body.headers.get("content-type") ?? "", /^multipart\/form-data; boundary=/);
+    const parsed = await body.formData();
+    assert.equal(parsed.get("field"), "value");
+    const file = parsed.get("file") as File;
+    assert.equal(file.name, "file.txt");
+    assert.equal(await file.text(), "contents");
+  }
 });
 
 test("_headersFromIncomingRequest: copies headers except hop-by-hop ones", () => {
