@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { InputGate } from "../../src/shared/sync/gate.js";
+import { InputGate, OutputGate } from "../../src/shared/sync/gate.js";
 import {
   type BodyInit,
   type Request,
@@ -14,7 +13,7 @@ import {
   _isByteStream,
   withStringFormDataFiles,
 } from "../../src/standards/http.js";
-import { deferred } from "./sync.js";
+import { deferred, flushTurns, within } from "./sync.js";
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -217,12 +216,39 @@ export const bodyChecks = {
 // ---------------------------------------------------------------------------
 
 /**
- * Runs `closure` inside an input gate that is closed until well after the
- * closure's own work (a local fetch included) would have finished, checking
- * it only resolves once the gate has been reopened
+ * An input gate that tells when something first waits on it while it's
+ * closed: the moment a test knows the code under test is being held back
+ */
+export class WatchedInputGate extends InputGate {
+  readonly #blocked = deferred();
+  /** Resolves when waitForOpen() is first called with the gate closed */
+  readonly blocked = this.#blocked.promise;
+
+  override waitForOpen(): Promise<void> {
+    if (!this.isOpen) this.#blocked.resolve();
+    return super.waitForOpen();
+  }
+}
+
+/** An output gate that tells when something first waits on it */
+export class WatchedOutputGate extends OutputGate {
+  readonly #waiting = deferred();
+  /** Resolves when waitForOpen() is first called */
+  readonly waiting = this.#waiting.promise;
+
+  override waitForOpen(): Promise<void> {
+    this.#waiting.resolve();
+    return super.waitForOpen();
+  }
+}
+
+/**
+ * Runs `closure` inside an input gate that stays closed until the closure
+ * has come to wait on it (and a few more turns, in which it could wrongly
+ * go on), checking it only resolves once the gate has been reopened
  */
 export async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T> {
-  const inputGate = new InputGate();
+  const inputGate = new WatchedInputGate();
   const open = deferred();
   const events: string[] = [];
   const promise = inputGate.runWith(async () => {
@@ -231,7 +257,9 @@ export async function waitsForInputGate<T>(closure: () => Promise<T>): Promise<T
     events.push("resolved");
     return result;
   });
-  await sleep(100);
+  // Resolving first means the gate was ignored: the order below shows it
+  await within(Promise.race([inputGate.blocked, promise]), "waiting on the closed input gate");
+  await flushTurns();
   events.push("opened");
   open.resolve();
   const result = await promise;

@@ -53,3 +53,31 @@ export async function within<T>(promise: Promise<T>, what: string, ms = 10_000):
     clearTimeout(timer);
   }
 }
+
+/**
+ * Waits until `condition()` holds, checking it every event-loop turn: for
+ * things that have no event to wait on (a counter, a log line, a socket's
+ * state). `ms` only bounds a failure, naming `what`.
+ */
+export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms}ms`);
+    await setImmediate();
+  }
+}
+
+/**
+ * Resolves once a timer set now for `ms` has fired. Node fires timers of the
+ * same delay in the order they were set, so a timer under test set earlier
+ * for `ms` has fired (or was cancelled) by then, however slow the machine:
+ * a test waits for "the timer would have fired", not a guessed duration.
+ */
+export function timerDue(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits, without assuming a duration, until `Date.now()` has moved past `since` */
+export async function timeMovesOn(since = Date.now()): Promise<void> {
+  while (Date.now() <= since) await setImmediate();
+}

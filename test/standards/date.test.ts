@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { RequestContext } from "../../src/shared/context.js";
 import { createDate } from "../../src/standards/date.js";
+import { timeMovesOn } from "../helpers/sync.js";
 
 test("Date: uses regular Date if actual time requested", () => {
   assert.equal(createDate(true), Date);
@@ -13,7 +13,7 @@ test("Date: new Date() returns fixed time if no parameters provided", async () =
   await ctx.runWith(async () => {
     const previous = new DateImpl().getTime();
     assert.equal(previous, ctx.currentTime);
-    await sleep(100);
+    await timeMovesOn(previous);
     assert.equal(new DateImpl().getTime(), previous);
     ctx.advanceCurrentTime();
     assert.notEqual(new DateImpl().getTime(), previous);
@@ -22,7 +22,7 @@ test("Date: new Date() returns fixed time if no parameters provided", async () =
 
   // Outside a request context, real time is used
   const previous = new DateImpl().getTime();
-  await sleep(100);
+  await timeMovesOn(previous);
   assert.notEqual(new DateImpl().getTime(), previous);
 });
 test("Date: new Date() accepts regular constructor parameters", () => {
@@ -46,14 +46,14 @@ test("Date: Date.now() returns fixed time", async () => {
   const ctx = new RequestContext();
   await ctx.runWith(async () => {
     const previous = DateImpl.now();
-    await sleep(100);
+    await timeMovesOn(previous);
     assert.equal(DateImpl.now(), previous);
     ctx.advanceCurrentTime();
     assert.notEqual(DateImpl.now(), previous);
   });
 
   const previous = DateImpl.now();
-  await sleep(100);
+  await timeMovesOn(previous);
   assert.notEqual(DateImpl.now(), previous);
 });
 test("Date: other static methods are unchanged", () => {
@@ -66,7 +66,7 @@ test("Date: subclasses use fixed time", async () => {
   class MyDate extends DateImpl {}
   const ctx = new RequestContext();
   await ctx.runWith(async () => {
-    await sleep(20);
+    await timeMovesOn(ctx.currentTime);
     const date = new MyDate();
     assert(date instanceof MyDate);
     assert.equal(date.getTime(), ctx.currentTime);

@@ -3,11 +3,10 @@
 import assert from "node:assert/strict";
 import type http from "node:http";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Compatibility } from "../../src/shared/compat.js";
 import { EXTERNAL_SUBREQUEST_LIMIT_BUNDLED, RequestContext } from "../../src/shared/context.js";
 import { LogLevel, NoOpLog } from "../../src/shared/log.js";
-import { OutputGate, waitUntilOnOutputGate } from "../../src/shared/sync/gate.js";
+import { waitUntilOnOutputGate } from "../../src/shared/sync/gate.js";
 import {
   Body,
   Request,
@@ -28,10 +27,11 @@ import {
   multipartFileLines,
   singleChunkStream,
   useServer,
+  WatchedOutputGate,
   waitsForInputGate,
 } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
-import { deferred } from "../helpers/sync.js";
+import { deferred, flushTurns, timeMovesOn, within } from "../helpers/sync.js";
 
 const BaseRequest = globalThis.Request;
 
@@ -113,7 +113,7 @@ test("fetch: advances current time", async (t) => {
   const upstream = await useServer(t, (req, res) => res.end("upstream"));
   const ctx = new RequestContext();
   const previous = ctx.currentTime;
-  await sleep(10);
+  await timeMovesOn(previous);
   assert.equal(ctx.currentTime, previous);
   await ctx.runWith(() => fetch(upstream));
   assert(ctx.currentTime > previous);
@@ -125,13 +125,14 @@ test("fetch: waits for output gate to open before fetching", async (t) => {
     fetched = true;
     res.end("upstream");
   });
-  const outputGate = new OutputGate();
+  const outputGate = new WatchedOutputGate();
   const open = deferred();
   const promise = outputGate.runWith(() => {
     waitUntilOnOutputGate(open.promise);
     return fetch(upstream);
   });
-  await sleep(100);
+  await within(outputGate.waiting, "fetch waiting on the output gate");
+  await flushTurns();
   assert.equal(fetched, false);
   open.resolve();
   const res = await promise;

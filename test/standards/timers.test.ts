@@ -1,24 +1,25 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { RequestContext } from "../../src/shared/context.js";
 import { InputGate } from "../../src/shared/sync/gate.js";
 import { DOMException } from "../../src/standards/domexception.js";
 import { Scheduler, assertsInRequest, createTimer } from "../../src/standards/timers.js";
 import { IN_REQUEST_MESSAGE } from "../helpers/http.js";
-import { deferred } from "../helpers/sync.js";
+import { deferred, flushTurns, timerDue } from "../helpers/sync.js";
 
 const gatedSetTimeout = createTimer(setTimeout);
 const gatedSetInterval = createTimer(setInterval);
 
 // Cancels a 10ms timer `start`ed with a callback, checking it's never called
+// (by when it would have been: after a later 10ms timer, and the input gate's turn)
 async function assertCancelled<Handle>(
   start: (callback: () => void) => Handle,
   cancel: (handle: Handle) => void
 ): Promise<void> {
   let called = false;
   cancel(start(() => (called = true)));
-  await sleep(50);
+  await timerDue(10);
+  await flushTurns();
   assert.equal(called, false);
 }
 
@@ -33,8 +34,8 @@ test("createTimer: setTimeout throws without a callback", () => {
   assert.throws(() => gatedSetTimeout(undefined), { code: "ERR_INVALID_ARG_TYPE" });
 });
 
-// Closes `gate` from inside it, starts a timer, and checks the callback only
-// runs once the gate is reopened
+// Closes `gate` from inside it, starts a 10ms timer, and checks the callback
+// only runs once the gate is reopened
 async function checkWaitsForInputGate(
   gate: InputGate,
   start: (callback: () => void) => void
@@ -50,7 +51,10 @@ async function checkWaitsForInputGate(
     });
     await firedPromise;
   });
-  await sleep(50); // well past the timer's delay
+  // Past the timer (a later one of the same delay has fired) and the turns
+  // an ungated callback would take
+  await timerDue(10);
+  await flushTurns();
   events.push("open");
   open();
   await done;
@@ -141,15 +145,17 @@ const scheduler = new Scheduler();
 test("Scheduler: wait: resolves after timeout", async () => {
   let resolved = false;
   void scheduler.wait(100).then(() => (resolved = true));
-  await sleep(10);
+  // Microtasks only: no event-loop turn in which a stalled machine's timers could fire
+  await Promise.resolve();
   assert.equal(resolved, false);
-  await sleep(200);
+  // A later 100ms timer fires after the wait's, however slow the machine
+  await timerDue(100);
   assert.equal(resolved, true);
 });
 test("Scheduler: wait: rejects on abort", async () => {
   const controller = new AbortController();
   const promise = scheduler.wait(1000, { signal: controller.signal });
-  await sleep(10);
+  await Promise.resolve();
   controller.abort();
   await assert.rejects(promise, (error) => {
     assert(error instanceof DOMException);
