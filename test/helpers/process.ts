@@ -3,7 +3,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import type { TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { rootPath } from "./fixtures.js";
 
 export const binPath = path.join(rootPath, "bin", "miniflare.js");
@@ -16,7 +15,11 @@ export interface Run {
   stdout: () => string;
   /** stderr so far */
   stderr: () => string;
-  /** Resolves to the exit code (null when killed by a signal) */
+  /**
+   * Resolves to the exit code (null when killed by a signal) once the
+   * process has exited and all its output has been read: at "exit" the
+   * last chunks may still be on their way
+   */
   exited: Promise<number | null>;
 }
 
@@ -40,7 +43,7 @@ export function runNode(t: TestContext, args: string[], cwd = rootPath, env: Nod
     output += chunk;
     stderr += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   t.after(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill("SIGKILL");
@@ -54,17 +57,35 @@ export function runBin(t: TestContext, args: string[], cwd = rootPath, env: Node
   return runNode(t, [binPath, ...args], cwd, env);
 }
 
-/** Waits for `pattern` in the output, failing if the process exits first or after `timeout` ms */
-export async function waitForOutput(run: Run, pattern: RegExp | string, timeout = 10_000): Promise<RegExpMatchArray> {
+/**
+ * Waits for `pattern` in the output, checking as each chunk arrives; fails if
+ * the process ends without it. `timeout` only bounds a failure.
+ */
+export async function waitForOutput(run: Run, pattern: RegExp | string, timeout = 20_000): Promise<RegExpMatchArray> {
   const regexp = typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : pattern;
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const match = run.output().match(regexp);
-    if (match) return match;
-    if (run.child.exitCode !== null || run.child.signalCode !== null || Date.now() > deadline) {
-      throw new Error(`Expected ${regexp} in output:\n${run.output()}`);
-    }
-    await sleep(25);
+  const { stdout, stderr } = run.child;
+  let check!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<RegExpMatchArray>((resolve, reject) => {
+      check = () => {
+        const match = run.output().match(regexp);
+        if (match) resolve(match);
+      };
+      // Registered after runNode()'s own listeners, so output() has the chunk
+      stdout!.on("data", check);
+      stderr!.on("data", check);
+      check();
+      void run.exited.then(() => {
+        check();
+        reject(new Error(`Exited without ${regexp} in output:\n${run.output()}`));
+      });
+      timer = setTimeout(() => reject(new Error(`No ${regexp} in output within ${timeout}ms:\n${run.output()}`)), timeout);
+    });
+  } finally {
+    clearTimeout(timer);
+    stdout!.off("data", check);
+    stderr!.off("data", check);
   }
 }
 

@@ -621,12 +621,19 @@ test("Miniflare: Durable Objects: a throwing blockConcurrencyWhile resets the ob
     script: `
     let constructed = 0;
     let handled = 0;
+    let arrived = 0;
+    let allArrived;
+    const threeArrived = new Promise((resolve) => (allArrived = resolve));
     export class Obj {
       constructor(state) {
         this.instance = ++constructed;
         if (this.instance === 1) {
           state.blockConcurrencyWhile(async () => {
-            await scheduler.wait(50);
+            // Fails once the three requests are on their way to the object
+            // (and some turns later, queued behind the gate): not after a
+            // time, which a loaded machine could spend before the third
+            await threeArrived;
+            for (let i = 0; i < 10; i++) await scheduler.wait(0);
             throw new Error("initialisation failed");
           });
         }
@@ -639,6 +646,7 @@ test("Miniflare: Durable Objects: a throwing blockConcurrencyWhile resets the ob
     export default {
       fetch(request, env) {
         if (new URL(request.url).pathname === "/stats") return Response.json({ constructed, handled });
+        if (++arrived === 3) allArrived();
         return env.OBJ.get(env.OBJ.idFromName("a")).fetch(request);
       }
     }`,

@@ -198,11 +198,11 @@ test("ServiceWorkerGlobalScope: re-raises uncancelled unhandled rejections, remo
     original.catch(() => {});
     const seen = [];
     // Registered after the scope's listener, so it sees both rejections
-    process.on("unhandledRejection", (r, p) => seen.push(p));
+    const reraised = new Promise((resolve) => process.on("unhandledRejection", (r, p) => resolve(seen.push(p))));
     process.listeners("unhandledRejection")[0](reason, original);
     console.log("events:" + events);
     console.log("count:" + process.listenerCount("unhandledRejection"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await reraised;
     console.log("reraised:" + seen.length + ":" + (seen[0] !== original) + ":" + (seen[0] instanceof Promise));
     console.log("events:" + events);
     console.log(messages.join("|"));
@@ -250,17 +250,19 @@ test("kDispose: removes all process listeners", () => {
 test("ServiceWorkerGlobalScope: cancelled real unhandled rejection doesn't crash process", async () => {
   const { code, stdout } = await runChild(`
     const scope = new ServiceWorkerGlobalScope(new Log(LogLevel.NONE), {}, {});
-    scope.addEventListener("unhandledrejection", (e) => {
+    const unhandled = new Promise((resolve) => scope.addEventListener("unhandledrejection", (e) => {
       console.log("unhandled:" + e.reason.message + ":" + (e.promise instanceof Promise));
       e.preventDefault();
-    });
-    scope.addEventListener("rejectionhandled", (e) => {
+      resolve();
+    }));
+    const handled = new Promise((resolve) => scope.addEventListener("rejectionhandled", (e) => {
       console.log("handled:" + (e.promise === promise));
-    });
+      resolve();
+    }));
     const promise = Promise.reject(new Error("boom"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await unhandled;
     promise.catch(() => {});
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await handled;
     scope[kDispose]();
     console.log("done");
   `);
@@ -274,7 +276,8 @@ test("ServiceWorkerGlobalScope: uncancelled real unhandled rejection crashes pro
       console.log("unhandled:" + e.reason.message);
     });
     Promise.reject(new Error("boom"));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Node handles unhandled rejections before the next macrotask
+    await new Promise((resolve) => setImmediate(resolve));
     console.log("survived");
   `);
   assert.notEqual(code, 0);
@@ -286,7 +289,8 @@ test("ServiceWorkerGlobalScope: logged real unhandled rejection doesn't crash pr
     const log = new Log(LogLevel.ERROR);
     const scope = new ServiceWorkerGlobalScope(log, {}, {}, false, true);
     Promise.reject(new Error("boom"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Node handles unhandled rejections before the next macrotask
+    await new Promise((resolve) => setImmediate(resolve));
     scope[kDispose]();
     console.log("survived");
   `);

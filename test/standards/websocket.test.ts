@@ -3,7 +3,6 @@ import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { WebSocket as NodeWebSocket } from "ws";
 import { RequestContext, getRequestContext } from "../../src/shared/context.js";
 import { InputGate, OutputGate } from "../../src/shared/sync/gate.js";
@@ -17,7 +16,7 @@ import {
   WebSocketPair,
   coupleWebSocket,
 } from "../../src/standards/websocket.js";
-import { deferred, flushTurns } from "../helpers/sync.js";
+import { deferred, flushTurns, until } from "../helpers/sync.js";
 import { captureConsoleError, next, record, useEchoServer, watchProcess } from "../helpers/websocket.js";
 
 /** The two ends of a new pair, both accepted */
@@ -259,7 +258,8 @@ test("WebSocket: a listener that throws is reported, never thrown into the proce
   a.send("boom");
   assert.equal((await later).data, "boom");
   a.close();
-  await sleep(20);
+  await until(() => reported.length >= 2, "both listener errors reported");
+  await flushTurns();
   assert.deepEqual(escaped, []);
   assert.equal(reported.length, 2);
   assert.equal(reported[0][0], "Uncaught");
@@ -479,8 +479,7 @@ test("coupleWebSocket: forwards messages and closes both ways", async (t) => {
   worker.send("early");
   await coupleWebSocket(ws, client);
   worker.send(new Uint8Array([7]).buffer);
-  await flushTurns();
-  await sleep(50);
+  await until(() => events.length === 2, "both messages echoed");
   worker.close(1000, "bye");
   await once(server.connections[0], "close");
   await next(worker, "close");
@@ -563,7 +562,9 @@ test("fetch: follows redirects to the WebSocket server, unless redirect is manua
 
 test("fetch: a server that doesn't upgrade gives its response", async (t) => {
   const escaped = watchProcess(t);
+  const closed = deferred();
   const server = await useEchoServer(t, (_req, socket) => {
+    socket.on("close", () => closed.resolve());
     socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope");
     return true;
   });
@@ -571,7 +572,9 @@ test("fetch: a server that doesn't upgrade gives its response", async (t) => {
   assert.equal(res.status, 403);
   assert.equal(res.webSocket, undefined);
   assert.equal(await res.text(), "nope");
-  await sleep(20);
+  // Anything escaping would come as the connection winds down
+  await closed.promise;
+  await flushTurns();
   assert.deepEqual(escaped, []);
 });
 
