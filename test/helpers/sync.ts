@@ -55,13 +55,13 @@ export async function within<T>(promise: Promise<T>, what: string, ms = 10_000):
 }
 
 /**
- * Waits until `condition()` holds, checking it every event-loop turn: for
- * things that have no event to wait on (a counter, a log line, a socket's
- * state). `ms` only bounds a failure, naming `what`.
+ * Waits until `condition()` holds (or resolves true), checking it every
+ * event-loop turn: for things that have no event to wait on (a counter, a
+ * log line, a socket's state). `ms` only bounds a failure, naming `what`.
  */
-export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms}ms`);
     await setImmediate();
   }

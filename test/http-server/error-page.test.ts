@@ -7,6 +7,7 @@ import type { Browser } from "playwright-core";
 import { type ErrorPageRequest, errorResponse } from "../../src/http-server/error-page.js";
 import { LIVE_RELOAD_PATH, LIVE_RELOAD_SCRIPT, LiveReloadServer } from "../../src/http-server/live-reload.js";
 import { launchBrowser, usePage } from "../helpers/browser.js";
+import { until } from "../helpers/sync.js";
 
 const BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
@@ -243,11 +244,7 @@ describe("error page in Chromium", () => {
     const page = await usePage(t, browser);
     await page.goto(served.url);
     await page.getByText("Worker threw <oops>", { exact: true }).waitFor();
-    const deadline = Date.now() + 3000;
-    while (served.liveReload.clientCount === 0) {
-      assert(Date.now() < deadline, "the page never connected");
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await until(() => served.liveReload.clientCount > 0, "the page connecting for live reload", 20_000);
     served.fix();
     served.liveReload.reload();
     await page.locator("#fixed").waitFor();

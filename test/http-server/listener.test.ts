@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { test, type TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import zlib from "node:zlib";
 import type { Miniflare } from "../../src/miniflare.js";
 import { useMiniflare } from "../helpers/miniflare.js";
+import { flushTurns } from "../helpers/sync.js";
 
 async function listen(t: TestContext, server: http.Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -36,7 +36,8 @@ test("HTTP server: a throwing worker gets a 500 with the stack, even with the de
   const res = await fetch(url);
   assert.equal(res.status, 500);
   assert.match(await res.text(), /Error: worker broke/);
-  await sleep(50);
+  // A rejection would be reported within these turns
+  await flushTurns();
   assert.deepEqual(rejections, []);
 });
 
@@ -152,13 +153,17 @@ test("HTTP server: a client that disconnects mid-stream doesn't break the server
     compatibilityDate: "2022-12-01",
     globalTimers: true,
   });
-  const url = await serve(t, mf);
+  const server = await mf.createServer();
+  const closed = new Promise((resolve) => server.once("connection", (socket) => socket.once("close", resolve)));
+  const url = await listen(t, server);
   const controller = new AbortController();
   const res = await fetch(url, { signal: controller.signal });
   const reader = res.body!.getReader();
   await reader.read();
   controller.abort();
-  await sleep(100);
+  // The server has seen the client go, mid-stream
+  await closed;
+  await flushTurns();
   // Still serving
   const again = await fetch(url);
   assert.equal(again.status, 200);

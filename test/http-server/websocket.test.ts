@@ -4,7 +4,6 @@ import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { type TestContext, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { WebSocket as NodeWebSocket } from "ws";
 import { createRequestListener } from "../../src/http-server/listener.js";
 import {
@@ -17,6 +16,7 @@ import type { MiniflareOptions } from "../../src/miniflare.js";
 import { coupleWebSocket as standardsCouple } from "../../src/standards/websocket.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
+import { flushTurns, until } from "../helpers/sync.js";
 import { watchProcess } from "../helpers/websocket.js";
 
 // A worker echoing every message ("echo:" before text), reporting its close
@@ -178,9 +178,13 @@ test("handleWorkerUpgrade: the client closing reaches the worker with its code a
   const [code, reason] = await closed;
   assert.equal(code, 4000);
   assert.equal(reason.toString(), "client done");
-  await sleep(20);
-  const res = await fetch(`http://127.0.0.1:${new URL(url).port}/last`);
-  assert.equal(await res.text(), "4000:client done:true");
+  // The worker hears of it after the client does
+  let last = "";
+  await until(async () => {
+    last = await (await fetch(`http://127.0.0.1:${new URL(url).port}/last`)).text();
+    return last !== "";
+  }, "the worker's close event");
+  assert.equal(last, "4000:client done:true");
 });
 
 test("handleWorkerUpgrade: the worker closing reaches the client (1005 without a code)", async (t) => {
@@ -201,7 +205,8 @@ test("handleWorkerUpgrade: a non-101 answer is a 500, and the error is logged", 
   const { url, log } = await serve(t, { script: 'export default { fetch: () => new Response("not a socket") }' });
   const res = await refusedUpgrade(url);
   assert.equal(res.statusCode, 500);
-  await sleep(10);
+  await until(() => log.errors.length > 0, "the error logged");
+  await flushTurns();
   assert.deepEqual(
     log.errors.map((error) => error.message),
     [NOT_UPGRADED_MESSAGE]
@@ -227,7 +232,7 @@ test("handleWorkerUpgrade: a throwing worker gives a 500, and the process carrie
   const res = await refusedUpgrade(url);
   assert.equal(res.statusCode, 500);
   assert.match(await readBody(res), /Error: worker broke/);
-  await sleep(10);
+  await until(() => log.errors.length > 0, "the error logged");
   assert.match(String(log.errors[0].stack), /^GET \/: Error: worker broke/);
   assert.deepEqual(escaped, []);
 });
@@ -252,7 +257,8 @@ test("handleWorkerUpgrade: a socket that can't be returned gives a 500 with the 
   await connect(t, `${url}/reused`);
   assert.equal((await refusedUpgrade(`${url}/reused`)).statusCode, 500);
   assert.equal((await refusedUpgrade(`${url}/accepted`)).statusCode, 500);
-  await sleep(10);
+  await until(() => log.errors.length >= 2, "both errors logged");
+  await flushTurns();
   assert.deepEqual(
     log.errors.map((error) => error.message),
     [
@@ -343,8 +349,7 @@ test("handleWorkerUpgrade: 200-byte close reasons, from a client or a worker, ne
   ws.send("close-me-long");
   ws.send("after");
   assert.equal(await nextMessage(ws), "echo:after");
-  await sleep(20);
-  assert(reported.some(([, error]) => (error as Error)?.name === "TypeError"));
+  await until(() => reported.some(([, error]) => (error as Error)?.name === "TypeError"), "the TypeError reported");
   assert.deepEqual(escaped, []);
 });
 
@@ -366,8 +371,8 @@ test("handleWorkerUpgrade: a reload closes the worker's connections with 1012 Se
 test("handleWorkerUpgrade: requests are logged, 101s included", async (t) => {
   const { url, log } = await serve(t, { script: ECHO_WORKER });
   await connect(t, `${url}/logged`);
-  await sleep(20);
-  assert(log.logs.some(([, message]) => /GET \/logged .*101 Switching Protocols/.test(message)), JSON.stringify(log.logs));
+  const logged = () => log.logs.some(([, message]) => /GET \/logged .*101 Switching Protocols/.test(message));
+  await until(logged, "the request logged");
 });
 
 test("coupleWebSocket: is the standards module's", () => {
