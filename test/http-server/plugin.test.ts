@@ -4,7 +4,6 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgv } from "../../src/cli/args.js";
 import { cliOptions } from "../../src/cli/main.js";
 import { getPluginEntries, splitPluginOptions, splitWranglerConfig } from "../../src/core/options.js";
@@ -25,6 +24,7 @@ import type { WranglerConfig } from "../../src/shared/wrangler.js";
 import { useServer } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
+import { flushTurns, until } from "../helpers/sync.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 const DAY = 86_400_000;
@@ -808,15 +808,15 @@ test("HTTPPlugin: setup doesn't fetch cf (the server starts it), and requests ge
   );
   t.after(release);
   assert.deepEqual(await p.setup(), {});
-  await sleep(20);
+  await flushTurns();
   assert.equal(endpoint.hits(), 0);
   void p.setupCf();
   // The fetch has started but not finished
-  for (let i = 0; i < 100 && endpoint.hits() === 0; i++) await sleep(10);
+  await until(() => endpoint.hits() > 0, "the cf fetch reaching the endpoint");
   assert.equal(endpoint.hits(), 1);
   assert.deepEqual((await p.getRequestMeta(fakeReq)).cf, DEFAULT_CF);
   release();
-  for (let i = 0; i < 200 && log.logsAtLevel(LogLevel.INFO).length === 0; i++) await sleep(10);
+  await until(() => log.logsAtLevel(LogLevel.INFO).length > 0, "the cf update logged");
   assert.deepEqual(log.logsAtLevel(LogLevel.INFO), [CF_UPDATED]);
   assert.deepEqual((await p.getRequestMeta(fakeReq)).cf, { ...FETCHED_CF, hit: 1 });
 });
