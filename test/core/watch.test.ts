@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
+import { Watcher } from "../../src/core/watch.js";
 import type { Miniflare } from "../../src/miniflare.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { TestLog } from "../helpers/log.js";
+import { deferred, flushTurns, until, within } from "../helpers/sync.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 function nextReload(mf: Miniflare): Promise<void> {
@@ -21,6 +23,19 @@ async function rewrite(file: string, contents: string): Promise<void> {
   await fs.writeFile(file, contents);
   const later = new Date(Date.now() + 2000);
   await fs.utimes(file, later, later);
+}
+
+/**
+ * Rewrites `file`, then waits for reloads until the worker answers
+ * `expected`. The write and the new mtime can each make a reload (they are
+ * one change only if they fall within the watcher's debounce), so the first
+ * reload after the rewrite may still be for an earlier change.
+ */
+async function changeTo(mf: Miniflare, file: string, contents: string, expected: string): Promise<void> {
+  const reloaded = nextReload(mf);
+  await rewrite(file, contents);
+  await within(reloaded, "a reload", 20_000);
+  await until(async () => (await text(mf)) === expected, `the worker answering "${expected}"`, 20_000);
 }
 
 test("watch: reloads when the script, a module, .env or wrangler.toml changes", async (t) => {
@@ -43,25 +58,18 @@ test("watch: reloads when the script, a module, .env or wrangler.toml changes", 
   });
   assert.equal(await text(mf), "v1 one a x");
 
-  let reloaded = nextReload(mf);
-  await rewrite(path.join(tmp, "worker.mjs"), 'import { suffix } from "./dep.mjs";\nexport default { fetch: (req, env) => new Response(`v2 ${env.NAME} ${env.SECRET} ${suffix}`) };\n');
-  await reloaded;
-  assert.equal(await text(mf), "v2 one a x");
+  await changeTo(
+    mf,
+    path.join(tmp, "worker.mjs"),
+    'import { suffix } from "./dep.mjs";\nexport default { fetch: (req, env) => new Response(`v2 ${env.NAME} ${env.SECRET} ${suffix}`) };\n',
+    "v2 one a x"
+  );
 
-  reloaded = nextReload(mf);
-  await rewrite(path.join(tmp, "dep.mjs"), 'export const suffix = "y";\n');
-  await reloaded;
-  assert.equal(await text(mf), "v2 one a y");
+  await changeTo(mf, path.join(tmp, "dep.mjs"), 'export const suffix = "y";\n', "v2 one a y");
 
-  reloaded = nextReload(mf);
-  await rewrite(path.join(tmp, ".env"), "SECRET=b\n");
-  await reloaded;
-  assert.equal(await text(mf), "v2 one b y");
+  await changeTo(mf, path.join(tmp, ".env"), "SECRET=b\n", "v2 one b y");
 
-  reloaded = nextReload(mf);
-  await rewrite(path.join(tmp, "wrangler.toml"), '[vars]\nNAME = "two"\n');
-  await reloaded;
-  assert.equal(await text(mf), "v2 two b y");
+  await changeTo(mf, path.join(tmp, "wrangler.toml"), '[vars]\nNAME = "two"\n', "v2 two b y");
 });
 
 test("watch: a broken edit keeps the last good worker, fixing it recovers", async (t) => {
@@ -74,16 +82,11 @@ test("watch: a broken edit keeps the last good worker, fixing it recovers", asyn
 
   await rewrite(script, "export default {\n");
   // The failed reload is logged, not thrown
-  for (let i = 0; i < 100 && log.errors.length === 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await until(() => log.errors.length > 0, "the failed reload logged", 20_000);
   assert.equal(log.errors[0]?.name, "SyntaxError");
   assert.equal(await text(mf), "good");
 
-  const reloaded = nextReload(mf);
-  await rewrite(script, 'export default { fetch: () => new Response("fixed") };\n');
-  await reloaded;
-  assert.equal(await text(mf), "fixed");
+  await changeTo(mf, script, 'export default { fetch: () => new Response("fixed") };\n', "fixed");
 });
 
 test("watch: off by default, and dispose stops watching", async (t) => {
@@ -94,8 +97,15 @@ test("watch: off by default, and dispose stops watching", async (t) => {
   assert.equal(await text(mf), "one");
   let reloads = 0;
   mf.addEventListener("reload", () => reloads++);
+  // A watcher of our own, set up after Miniflare's would have been, tells
+  // when Miniflare's would have seen the change
+  const noticed = deferred();
+  const sentinel = new Watcher(() => noticed.resolve());
+  t.after(() => sentinel.dispose());
+  sentinel.watch([script]);
   await rewrite(script, 'export default { fetch: () => new Response("two") };\n');
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  await within(noticed.promise, "the change noticed", 20_000);
+  await flushTurns();
   assert.equal(reloads, 0);
   assert.equal(await text(mf), "one");
 });
