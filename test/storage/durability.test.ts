@@ -10,6 +10,7 @@ import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FileStorage } from "../../src/storage/file.js";
 import { useMiniflare } from "../helpers/miniflare.js";
+import { until } from "../helpers/sync.js";
 import { useTmp } from "../helpers/tmp.js";
 import { utf8 } from "./contract.js";
 
@@ -128,7 +129,7 @@ test("FileStorage: a write to a folder another writer is still flushing into pla
   const other = new FileStorage(path.join(tmp, "ns"));
   const a = storage.put("a", { value: utf8("a") }).then(() => events.push("resolved a"));
   // The folder exists now, but its parent isn't flushed yet: b finds it there
-  while (!events.includes("sync .")) await sleep(1);
+  await until(() => events.includes("sync ."), "the parent's flush starting");
   const b = other.put("b", { value: utf8("b") }).then(() => events.push("resolved b"));
   await Promise.all([a, b]);
   const parentFlushed = events.indexOf("synced .");

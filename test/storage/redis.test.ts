@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { VariedStorageFactory } from "../../src/storage/factory.js";
 import { RedisStorage } from "../../src/storage/redis.js";
 import { type RedisServer, startRedisServer } from "../helpers/redis.js";
+import { until } from "../helpers/sync.js";
 import { names, show, storageContract, text, utf8 } from "./contract.js";
 
 /** How many clients the server has connected */
@@ -101,7 +101,8 @@ describe("redis", () => {
         const reading = (async () => {
           while (!done) seen.push((await reader.list({}, true)).keys.length);
         })();
-        await sleep(1);
+        // The reader is listing before the write starts
+        await until(() => seen.length > 0, "a first listing");
         await writer.putMany(data);
         done = true;
         await reading;
@@ -144,11 +145,9 @@ describe("redis", () => {
     await second.put("key", { value: utf8("v") });
     assert.equal(await clientCount(connection), before + 1);
     await factory.dispose();
+    // The server counts the connection until it has seen it close
     let after = await clientCount(connection);
-    for (let i = 0; i < 100 && after !== before; i++) {
-      await sleep(10);
-      after = await clientCount(connection);
-    }
+    await until(async () => (after = await clientCount(connection)) === before, "the connection closed").catch(() => {});
     assert.equal(after, before);
     // The data outlives the connection
     assert.equal(text((await new RedisStorage(connection, "disposal").get("key"))!.value), "v");

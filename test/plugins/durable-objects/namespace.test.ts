@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test, type TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   DurableObjectError,
   DurableObjectId,
@@ -647,7 +646,6 @@ test("DurableObjectState: blockConcurrencyWhile in the constructor holds back re
   const second = stub.fetch("http://localhost/2");
   const firstState = track(first);
   await flushTurns(20);
-  await sleep(20);
   assert.deepEqual(events, ["block start"]);
   assert.equal(firstState.settled, false);
   release.resolve();
@@ -683,7 +681,6 @@ test("DurableObjectState: blockConcurrencyWhile in a request holds back other re
   await flushTurns();
   const other = stub.fetch("http://localhost/other");
   await flushTurns(20);
-  await sleep(20);
   assert.deepEqual(events, ["start /block"]);
   release.resolve();
   await Promise.all([blocking, other]);

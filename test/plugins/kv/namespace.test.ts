@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ReadableStream } from "node:stream/web";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -10,7 +9,7 @@ import { IN_REQUEST_ERROR_MESSAGE, RequestContext } from "../../../src/shared/co
 import { OutputGate } from "../../../src/shared/sync/gate.js";
 import { MemoryStorage } from "../../../src/storage/memory.js";
 import { waitsForInputGate } from "../../helpers/http.js";
-import { deferred, flushTurns, track } from "../../helpers/sync.js";
+import { deferred, flushTurns, timeMovesOn, track } from "../../helpers/sync.js";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -872,12 +871,12 @@ test("KVNamespace: operations advance the request's frozen time", async () => {
   const ctx = new RequestContext();
   await ctx.runWith(async () => {
     const before = ctx.currentTime;
-    await sleep(5);
+    await timeMovesOn(before);
     assert.equal(ctx.currentTime, before);
     await ns.get("key");
     const afterGet = ctx.currentTime;
     assert.ok(afterGet > before);
-    await sleep(5);
+    await timeMovesOn(afterGet);
     await ns.put("key", "value");
     assert.ok(ctx.currentTime > afterGet);
   });
