@@ -368,7 +368,7 @@ test("fetch: rejects redirects it can't follow as Node's fetch does", async (t) 
   const failed = (cause: string) => (error: any) => {
     assert.ok(error instanceof TypeError);
     assert.equal(error.message, "fetch failed");
-    assert.match(String(error.cause?.message), new RegExp(cause));
+    assert.match(String((error.cause as Error | undefined)?.message), new RegExp(cause));
     return true;
   };
   await assert.rejects(fetch(new URL("/loop", upstream)), failed("^redirect count exceeded$"));
