@@ -190,6 +190,13 @@ export async function readOldNamespace(dir: string, warn: Warn): Promise<OldName
   return result;
 }
 
+/** The entry this package wrote to `file` (named `name`), if it is one */
+async function ourEntry(file: string, name: string): Promise<Sidecar | undefined> {
+  const decoded = decodeTrailer(await fs.readFile(file));
+  if (decoded === undefined || encodeName(decoded.header.key as string) !== name) return undefined;
+  return decoded.header;
+}
+
 async function readOldEntry(
   file: string,
   name: string,
@@ -198,6 +205,15 @@ async function readOldEntry(
   siblings: Set<string>,
   warn: Warn
 ): Promise<OldEntry | undefined> {
+  const { mtimeMs } = await fs.stat(file);
+  // This package's files only ever sat at the top, named by encodeName():
+  // its key "x.meta.json" is an entry, never Miniflare 2's sidecar of "x"
+  if (topLevel) {
+    const header = await ourEntry(file, name);
+    if (header !== undefined) {
+      return { key: header.key as string, file, mtimeMs, ...meta(header.expiration, header.metadata), trailer: true };
+    }
+  }
   let sidecarFile: string | undefined;
   if (name.endsWith(META_SUFFIX)) {
     // The sidecar of the file beside it, read with that file
@@ -208,14 +224,7 @@ async function readOldEntry(
     // Otherwise a key ending in ".meta.json", which Miniflare 2 could get() but not list()
   } else if (siblings.has(name + META_SUFFIX)) {
     sidecarFile = file + META_SUFFIX;
-  }
-  const { mtimeMs } = await fs.stat(file);
-  if (topLevel && sidecarFile === undefined) {
-    const decoded = decodeTrailer(await fs.readFile(file));
-    if (decoded !== undefined && encodeName(decoded.header.key as string) === name) {
-      const { key, expiration, metadata } = decoded.header;
-      return { key: key as string, file, mtimeMs, ...meta(expiration, metadata), trailer: true };
-    }
+    if (topLevel && (await ourEntry(sidecarFile, name + META_SUFFIX)) !== undefined) sidecarFile = undefined;
   }
   let sidecar: Sidecar | undefined;
   if (sidecarFile !== undefined) {

@@ -426,13 +426,18 @@ test("migrateMiniflare2: reads this package's own files from before the new layo
   await old.put("user:1", { value: utf8("one"), metadata: { m: 1 }, expiration: FAR_FUTURE });
   await old.put(long, { value: utf8("long") });
   await old.put("plain", { value: utf8("plain") });
+  // Not a sidecar of "plain" here
+  await old.put("plain.meta.json", { value: utf8(JSON.stringify({ key: "other", metadata: 1 })) });
+  const log = new TestLog();
   const factory = useFactory(t);
-  await migrate(factory, { persist, log: new TestLog() });
+  await migrate(factory, { persist, log });
   assertEntries(await entriesOf(factory.storage("NS", persist)), {
     "user:1": { value: "one", metadata: { m: 1 }, expiration: FAR_FUTURE },
     [long]: { value: "long" },
     plain: { value: "plain" },
+    "plain.meta.json": { value: JSON.stringify({ key: "other", metadata: 1 }) },
   });
+  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), []);
 });
 
 test("migrateMiniflare2: KV and Durable Objects persisting to one folder each migrate only their own", async (t) => {
