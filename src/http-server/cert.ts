@@ -65,6 +65,7 @@ export async function generateCertificate(now: number, days: number, ips: string
 
   return {
     key: privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-    cert: pki.certificateToPem(cert),
+    // node-forge ends PEM lines with CRLF; Node (the key) with LF
+    cert: pki.certificateToPem(cert).replaceAll("\r\n", "\n"),
   };
 }
