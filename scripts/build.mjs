@@ -3,7 +3,14 @@
 // source maps: what the tests run), then esbuild bundles the public entry
 // points into dist/bundle/. Loading one bundled file instead of ~60 small
 // ES modules roughly halves the time to import the package, which is most
-// of a cold start. Dependencies stay external.
+// of a cold start.
+//
+// The bundle also takes in the pure-JavaScript libraries users never import
+// themselves (yargs, youch, acorn, node-forge, ...: the devDependencies that
+// src/ uses), so an install is a few packages rather than dozens; their
+// licences go to dist/bundle/THIRD_PARTY_NOTICES.md. What stays external is
+// exactly package.json's `dependencies`: libraries whose objects or types
+// cross our API (undici's MockAgent, ws's WebSocket, ioredis's Redis).
 //
 // `node scripts/build.mjs` (and `npm install`'s prepare) builds from clean.
 // The test command builds incrementally: tsc runs only when a source is newer
@@ -83,8 +90,36 @@ function compile() {
   fs.writeFileSync(stampPath, "");
 }
 
+const packageJson = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+const dependencies = Object.keys(packageJson.dependencies ?? {});
+
+// Sync loads stay lazy in the bundle: src/ writes them as
+// `const require = createRequire(import.meta.url)` then `require("x")`. For
+// the bundle, that line goes, so esbuild sees a plain require() of a package
+// it can bundle (evaluated on first call, not at import). Requires of
+// dependencies and Node's modules are then served by the `require` each
+// chunk defines (the banner).
+const REQUIRE_LINE = /^[ \t]*const require = createRequire\(import\.meta\.url\);[ \t]*$/gm;
+const requireIdiom = {
+  name: "require-idiom",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]dist[\\/]src[\\/].*\.js$/ }, async (args) => {
+      const source = await fs.promises.readFile(args.path, "utf8");
+      const contents = source.replace(REQUIRE_LINE, "");
+      const other = contents.split("\n").find((line) => /createRequire\(/.test(line) && !/^import /.test(line));
+      if (other !== undefined) {
+        throw new Error(
+          `${path.relative(root, args.path)}: write a sync load as \`const require = createRequire(import.meta.url);\` ` +
+            `then require("x") (the bundle can't follow "${other.trim()}")`
+        );
+      }
+      return { contents, loader: "js" };
+    });
+  },
+};
+
 async function bundle() {
-  await build({
+  const result = await build({
     absWorkingDir: root,
     entryPoints: bundleEntries,
     outdir: "dist/bundle",
@@ -93,12 +128,91 @@ async function bundle() {
     format: "esm",
     platform: "node",
     target: "node20",
-    packages: "external",
+    external: dependencies.flatMap((name) => [name, `${name}/*`]),
+    plugins: [requireIdiom],
+    banner: {
+      js: 'import { createRequire as __mfCreateRequire } from "node:module";\nconst require = __mfCreateRequire(import.meta.url);',
+    },
     // Classes keep their names (bundling renames some, e.g. Response to
     // _Response, and workers can see Response.name)
     keepNames: true,
+    metafile: true,
     logLevel: "warning",
   });
+  const bundled = bundledPackages(result.metafile);
+  copyYouchAssets(bundled);
+  writeNotices(bundled);
+  checkTypes();
+}
+
+/** The node_modules packages the bundle took code from: name → folder */
+function bundledPackages(metafile) {
+  const packages = new Map();
+  for (const input of Object.keys(metafile.inputs)) {
+    const match = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
+    if (match) packages.set(match[2], path.join(root, match[1]));
+  }
+  return new Map([...packages].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * Youch reads its CSS and scripts at run time from `public/` beside its
+ * module (`new URL("./public/", import.meta.url)`): in the bundle that is
+ * dist/bundle/public/
+ */
+function copyYouchAssets(bundled) {
+  const youch = bundled.get("youch");
+  if (youch === undefined) return;
+  const from = path.join(youch, "build", "public");
+  if (!fs.existsSync(from)) throw new Error(`youch's assets moved: no ${path.relative(root, from)}`);
+  fs.cpSync(from, path.join(dist, "bundle", "public"), { recursive: true });
+}
+
+const LICENSE_FILE = /^(licen[cs]e|copying|notice)([.-]|$)/i;
+
+/** dist/bundle/THIRD_PARTY_NOTICES.md: each bundled package's licence, in full */
+function writeNotices(bundled) {
+  const sections = [];
+  for (const [name, dir] of bundled) {
+    const { version, license } = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    const files = fs.readdirSync(dir).filter((file) => LICENSE_FILE.test(file)).sort();
+    if (files.length === 0) throw new Error(`${name} is bundled but has no licence file to reproduce`);
+    const texts = files.map((file) => fs.readFileSync(path.join(dir, file), "utf8").trim());
+    sections.push(`## ${name} ${version}\n\nLicense: ${license}\n\n${texts.map((t) => "```\n" + t + "\n```").join("\n\n")}`);
+  }
+  const text =
+    "# Third-party notices\n\n" +
+    "dist/bundle/ contains code from the following packages, bundled into it at build time. " +
+    "Their licences follow.\n\n" +
+    sections.join("\n\n") +
+    "\n";
+  fs.writeFileSync(path.join(dist, "bundle", "THIRD_PARTY_NOTICES.md"), text);
+}
+
+/**
+ * The published types may only import Node's modules and `dependencies`:
+ * anything else (a bundled library) isn't installed for the user
+ */
+function checkTypes() {
+  const problems = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith(".d.ts")) {
+        const text = fs.readFileSync(full, "utf8");
+        for (const [, specifier] of text.matchAll(/(?:from |import\()"([^"]+)"/g)) {
+          if (specifier.startsWith(".") || specifier.startsWith("node:")) continue;
+          const name = specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
+          if (!dependencies.includes(name)) problems.push(`${path.relative(root, full)} imports "${specifier}"`);
+        }
+      }
+    }
+  };
+  walk(path.join(dist, "src"));
+  if (problems.length > 0) {
+    throw new Error(`The published types import packages users won't have:\n  ${problems.join("\n  ")}`);
+  }
 }
 
 /**

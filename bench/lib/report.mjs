@@ -3,6 +3,7 @@ export function fmt(value, unit) {
   if (!Number.isFinite(value)) return "—";
   if (unit === "req/s" || unit === "µs") return Math.round(value).toLocaleString("en-US");
   if (unit === "ms") return value < 10 ? value.toFixed(2) : value.toFixed(1);
+  if (unit === "packages" || unit === "files") return Math.round(value).toLocaleString("en-US");
   return value.toFixed(2);
 }
 

@@ -8,6 +8,7 @@ import { red } from "kleur/colors";
 import { Log, LogLevel, Miniflare, type MiniflareOptions, PLUGINS, updateCheck } from "../index.js";
 import { packageVersion } from "../shared/package.js";
 import { ParseError, buildHelp, parseArgv } from "./args.js";
+import { openBrowser } from "./browser.js";
 
 /**
  * The command's log: straight to stdout. (console.log formats its arguments
@@ -56,16 +57,10 @@ function reportFatal(log: Log, error: unknown): void {
   log.error(error as Error);
 }
 
-async function openBrowser(mf: Miniflare, server: http.Server): Promise<void> {
+async function openURL(mf: Miniflare, server: http.Server): Promise<void> {
   const url = await mf.getOpenURL(server);
   if (url === undefined) return;
-  try {
-    // Only loaded when asked for
-    const { default: open } = await import("open");
-    await open(url);
-  } catch (e: any) {
-    mf.log.warn(`Unable to open browser: ${e?.stack ?? e}`);
-  }
+  await openBrowser(url, { warn: (message) => mf.log.warn(message) });
 }
 
 async function checkForUpdates(mf: Miniflare): Promise<void> {
@@ -125,7 +120,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 1;
   }
 
-  await openBrowser(mf, server);
+  await openURL(mf, server);
   await checkForUpdates(mf);
 
   const stop = async () => {

@@ -24,6 +24,7 @@ import type {
   ScriptRunnerResult,
 } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
+import type { WranglerConfig } from "../shared/wrangler.js";
 import { PluginStorageFactory, VariedStorageFactory } from "../storage/factory.js";
 import {
   _kLoopHeader,
@@ -53,7 +54,7 @@ import {
   throwNoScriptError,
 } from "./options.js";
 import { Watcher } from "./watch.js";
-import { readWranglerConfig } from "./wrangler.js";
+import { readWranglerConfig, unknownMiniflareKeys } from "./wrangler.js";
 
 
 const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
@@ -153,13 +154,24 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     return this.#ctx.log;
   }
 
+  /** Warnings given already: each is given once per instance, not at every reload */
+  #warned = new Set<string>();
+  #warnOnce(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.#ctx.log.warn(message);
+  }
+
   /** Miniflare 2 options of features not built yet are ignored, but never silently */
-  #warnedUnsupported = new Set<string>();
   #warnUnsupported(names: string[], what: string): void {
-    for (const name of names) {
-      if (this.#warnedUnsupported.has(name)) continue;
-      this.#warnedUnsupported.add(name);
-      this.#ctx.log.warn(`${what} "${name}" is not supported yet, and is ignored`);
+    for (const name of names) this.#warnOnce(`${what} "${name}" is not supported yet, and is ignored`);
+  }
+
+  /** Keys in wrangler.toml's [miniflare] that nothing reads (typos, mostly) are ignored, but never silently */
+  #warnUnknownKeys(config: WranglerConfig): void {
+    for (const { table, key, suggestion } of unknownMiniflareKeys(config)) {
+      const hint = suggestion === undefined ? "" : `\nDid you mean "${suggestion}"?`;
+      this.#warnOnce(`wrangler.toml ${table} key "${key}" is unknown, and is ignored${hint}`);
     }
   }
 
@@ -176,6 +188,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
       try {
         const config = await readWranglerConfig(resolved, core.wranglerConfigEnv);
         this.#warnUnsupported(unsupportedWranglerSections(this.#plugins, config), "wrangler.toml section");
+        this.#warnUnknownKeys(config);
         options = splitWranglerConfig(
           this.#plugins,
           this.#overrides,

@@ -73,6 +73,13 @@ const NOT_YET_SUPPORTED_WRANGLER: [section: string, option: string, present: (co
   ["d1_databases", "d1Databases", (config) => config.d1_databases?.length],
   ["queues", "queueBindings", (config) => config.queues?.producers?.length || config.queues?.consumers?.length],
   ["[site]", "sitePath", (config) => config.site?.bucket],
+  ["[miniflare] cache", "cache", (config) => config.miniflare?.cache !== undefined],
+  ["[miniflare] cache_persist", "cachePersist", (config) => config.miniflare?.cache_persist !== undefined],
+  ["[miniflare] r2_persist", "r2Persist", (config) => config.miniflare?.r2_persist !== undefined],
+  ["[miniflare] d1_persist", "d1Persist", (config) => config.miniflare?.d1_persist !== undefined],
+  ["[miniflare] mounts", "mounts", (config) => config.miniflare?.mounts !== undefined],
+  ["[miniflare] route", "routes", (config) => config.miniflare?.route !== undefined],
+  ["[miniflare] routes", "routes", (config) => config.miniflare?.routes !== undefined],
 ];
 
 function declaredOptions(plugins: PluginEntries): Set<string | symbol> {

@@ -1,6 +1,5 @@
 import fs from "node:fs/promises";
 import type http from "node:http";
-import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { dim } from "kleur/colors";
@@ -12,6 +11,7 @@ import {
   type PluginContext,
   type SetupResult,
 } from "../shared/plugin.js";
+import { generateCertificate } from "./cert.js";
 import { DEFAULT_CF } from "./cf.js";
 
 export const DEFAULT_PORT = 8787;
@@ -364,7 +364,7 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
       }
       if (regenerate) {
         this.ctx.log.info("Generating new self-signed certificate...");
-        const { key, cert } = await generateCertificate(this.#defaults.clock());
+        const { key, cert } = await generateCertificate(this.#defaults.clock(), CERT_DAYS, getAccessibleHosts());
         await fs.mkdir(https, { recursive: true });
         await fs.writeFile(keyPath, key, { encoding: "utf8", mode: 0o600 });
         await fs.writeFile(certPath, cert, "utf8");
@@ -383,39 +383,4 @@ export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
     await this.setupHttps();
     return {};
   }
-}
-
-/** A self-signed certificate for localhost and this machine's addresses */
-async function generateCertificate(now: number): Promise<{ key: string; cert: string }> {
-  // selfsigned (and its X.509 dependencies) is only loaded by those who need it
-  const require = createRequire(import.meta.url);
-  const selfsigned = require("selfsigned") as typeof import("selfsigned");
-  const notBeforeDate = new Date(now - 60_000);
-  const notAfterDate = new Date(now + CERT_DAYS * DAY);
-  const pems = await selfsigned.generate([{ name: "commonName", value: "localhost" }], {
-    keySize: 2048,
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      {
-        name: "keyUsage",
-        keyCertSign: true,
-        digitalSignature: true,
-        nonRepudiation: true,
-        keyEncipherment: true,
-        dataEncipherment: true,
-      },
-      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: [
-          { type: 2, value: "localhost" },
-          ...getAccessibleHosts().map((ip) => ({ type: 7, ip })),
-        ],
-      },
-    ],
-  } as any);
-  return { key: pems.private, cert: pems.cert };
 }

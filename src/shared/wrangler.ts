@@ -74,7 +74,6 @@ export interface WranglerEnvironmentConfig {
     cache_persist?: boolean | string;
     durable_objects_persist?: boolean | string;
     durable_objects_alarms?: boolean;
-    queue_consumers?: string[];
     env_path?: string;
     host?: string;
     port?: number;
@@ -96,6 +95,9 @@ export interface WranglerEnvironmentConfig {
     inaccurate_cpu?: boolean;
   };
 }
+
+/** wrangler.toml's [miniflare] table */
+export type WranglerMiniflareConfig = NonNullable<WranglerEnvironmentConfig["miniflare"]>;
 
 export interface WranglerConfig extends WranglerEnvironmentConfig {
   type?: "javascript" | "webpack" | "rust";

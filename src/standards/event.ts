@@ -350,7 +350,12 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
     if (modules) {
       // Bindings aren't globals in modules mode: make touching one as a
       // global a helpful error instead of a plain "not defined"
+      // The getters sit on a prototype inserted under this object rather
+      // than on it, so they aren't own properties of the worker's globalThis
+      // (`Object.getOwnPropertyNames(globalThis)` on Node 22+ would list
+      // them, and reading each would throw)
       const guards = new Map<string, () => never>();
+      const guardHolder = Object.create(Object.getPrototypeOf(this)) as object;
       for (const key of Object.keys(bindings)) {
         // `@cloudflare/kv-asset-handler` does `typeof __STATIC_CONTENT...`
         // checks which must not throw. Note this stops guarding *all*
@@ -364,8 +369,11 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
           );
         };
         guards.set(key, get);
-        Object.defineProperty(this, key, { get });
+        // (a global of the same name is hidden, as a binding would hide it)
+        delete (this as Record<string, unknown>)[key];
+        Object.defineProperty(guardHolder, key, { get });
       }
+      Object.setPrototypeOf(this, guardHolder);
       // The script runner installs these in the worker's context too, where
       // Node 22+ would swallow this object's getters' errors
       Object.defineProperty(this, kGlobalGuards, { value: guards });

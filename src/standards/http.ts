@@ -686,7 +686,7 @@ export class Response extends Body<BaseResponse> {
     clone.#encodeBody = this.#encodeBody;
     clone.#status = this.#status;
     clone[kWaitUntil] = this[kWaitUntil];
-    clone[kResponseInfo] ??= this[kResponseInfo];
+    clone[kResponseInfo] = this[kResponseInfo] ?? clone[kResponseInfo];
     clone[kBodyLength] ??= this[kBodyLength];
     this[kCloned] = true;
     clone[kCloned] = true;
@@ -895,7 +895,8 @@ async function fetchFollowingRedirects(
     if (next === undefined) {
       return [response, { url: response.url, redirected: urlList.length > 1, urlList }];
     }
-    discardBody(replay);
+    // The replayed body is the next request's, unless the redirect dropped it
+    if (next.body === null) discardBody(replay);
     await response.body?.cancel().catch(() => {});
     // Each followed redirect is another subrequest
     ctx?.incrementExternalSubrequests();

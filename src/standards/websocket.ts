@@ -49,10 +49,11 @@ const MAX_CLOSE_REASON_SIZE = 123; /* bytes of UTF-8 */
 const WS_CONNECTING = 0;
 const WS_CLOSING = 2;
 
+const require = createRequire(import.meta.url);
 let wsModule: typeof NodeWebSocket | undefined;
 /** @internal `ws`, loaded on first use */
 export function _loadWS(): typeof NodeWebSocket {
-  wsModule ??= createRequire(import.meta.url)("ws") as typeof NodeWebSocket;
+  wsModule ??= require("ws") as typeof NodeWebSocket;
   return wsModule;
 }
 

@@ -176,8 +176,11 @@ const canSyncDirectories = process.platform !== "win32";
 // and WSL mounts): there, the rename is as durable as it gets
 const CANNOT_SYNC_DIRECTORY = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP", "EISDIR", "EPERM", "EACCES"]);
 
-/** Flushes a directory's entries (new, renamed and removed names) to disk */
-async function syncDirectory(dir: string): Promise<void> {
+/**
+ * Flushes a directory's entries (new, renamed and removed names) to disk
+ * @internal
+ */
+export async function syncDirectory(dir: string): Promise<void> {
   if (!canSyncDirectories) return;
   const handle = await fs.open(dir, "r");
   try {

@@ -1,45 +1,37 @@
 // Carries data persisted to files by Miniflare 2 (or by this package before
 // its namespaces moved into LAYOUT_FOLDER) into the current layout, once.
+// How the old folders are read is in miniflare2.ts; they are never written.
 //
-// Miniflare 2's folder: <persist>/<namespace>/<key as a path>, the value's
-// raw bytes; "/", "\", ":" and "|" in a key made folders, and a key changed
-// to make a path (or with an expiration or metadata) got a sidecar
-// <file>.meta.json holding {key, expiration, metadata}. Files this package
-// wrote there before LAYOUT_FOLDER end in its entry trailer, and are read too.
-//
-// The old files are only ever read. For each namespace found there, every
-// entry not yet expired and not already in the new layout is written to it,
-// then a marker file is written in the namespace's new folder. A namespace
-// with a marker is never migrated again: a key deleted since stays deleted.
-// A crash (or a failed write) before the marker leaves no marker, so the next
-// start finishes the job, keeping what was written, and a failed write fails
-// the start rather than letting the worker run on part of the data.
+// For each namespace found in an old folder without a marker in its new
+// folder: every entry not expired and not already in the new layout is
+// written to it, then the marker. A namespace with a marker is never
+// migrated again, so a key deleted since stays deleted. The marker is only
+// written once every entry is durably in: a crash (or a failed write) before
+// it leaves none, and the next start finishes the job, keeping what was
+// written. A failed write fails the start rather than letting the worker run
+// on part of the data; a file that can't be read is warned about, and its
+// namespace is tried again on the next start.
 import fs from "node:fs/promises";
 import path from "node:path";
-import { millisToSeconds, randomHex } from "../shared/data.js";
+import { isDeepStrictEqual } from "node:util";
+import { type Clock, defaultClock, millisToSeconds, randomHex } from "../shared/data.js";
 import type { Log } from "../shared/log.js";
-import type { StorageFactory, StoredValueMeta } from "../shared/storage.js";
+import type { Storage, StorageFactory, StoredValueMeta } from "../shared/storage.js";
+import { FileStorageError } from "./errors.js";
 import { fileNamespaceDirectory, LAYOUT_FOLDER } from "./factory.js";
-import { encodeName, FileStorage } from "./file.js";
+import { FileStorage, syncDirectory } from "./file.js";
+import {
+  type FoundNamespace,
+  type OldEntry,
+  readOldNamespace,
+  readOldValue,
+  type Warn,
+} from "./miniflare2.js";
 
 /** In a namespace's new folder: its old data has been migrated */
 export const MIGRATED_MARKER = ".miniflare2-migrated";
-const META_SUFFIX = ".meta.json";
-const MAGIC = "mfs1";
-const TRAILER_SIZE = 8; /* u32le header length + magic */
-// Miniflare 2 cut a key's path to 255 UTF-16 code units
-const MINIFLARE2_MAX_PATH = 255;
-const MAX_DEPTH = 64;
 const BATCH_ENTRIES = 64;
 const BATCH_BYTES = 16 * 1024 * 1024; /* 16MiB */
-
-/** One namespace found in an old folder */
-export interface FoundNamespace {
-  namespace: string;
-  dir: string;
-  /** Whether it counts in the log line (not an internal store) */
-  counted: boolean;
-}
 
 /** How a plugin's namespaces sat in a Miniflare 2 persist folder */
 export interface Miniflare2Layout {
@@ -54,213 +46,18 @@ export interface Miniflare2Layout {
 }
 
 export interface MigrationResult {
+  /** The user's keys written (or found written by an interrupted migration) */
   keys: number;
+  /** Namespaces with anything migrated */
   namespaces: number;
-  /** Entries kept because the new layout already had their key */
+  /** Entries of namespaces with a `tally`, by its singular name */
+  tallies: Map<string, { unit: [string, string]; count: number }>;
+  /** Entries kept as the new layout already had them, differently */
   present: number;
+  /** Entries left out as they had expired */
   expired: number;
-}
-
-/** Folders of a directory, skipping hidden ones and the new layout's */
-export async function subfolders(dir: string): Promise<string[]> {
-  const dirents = await readdirOrEmpty(dir);
-  const names: string[] = [];
-  for (const dirent of dirents) {
-    if (dirent.name.startsWith(".") || dirent.name === LAYOUT_FOLDER) continue;
-    if (await isDirectory(dir, dirent)) names.push(dirent.name);
-  }
-  return names.sort();
-}
-
-/** Every folder straight under `folder` is a namespace of that name (KV's layout) */
-export async function topLevelNamespaces(folder: string): Promise<FoundNamespace[]> {
-  return (await subfolders(folder)).map((name) => ({
-    namespace: name,
-    dir: path.join(folder, name),
-    counted: true,
-  }));
-}
-
-async function readdirOrEmpty(dir: string) {
-  try {
-    return await fs.readdir(dir, { withFileTypes: true });
-  } catch (e: any) {
-    if (e?.code === "ENOENT" || e?.code === "ENOTDIR") return [];
-    throw e;
-  }
-}
-
-async function isDirectory(dir: string, dirent: { name: string; isDirectory(): boolean; isSymbolicLink(): boolean }) {
-  if (dirent.isDirectory()) return true;
-  if (!dirent.isSymbolicLink()) return false;
-  return (await fs.stat(path.join(dir, dirent.name)).catch(() => undefined))?.isDirectory() ?? false;
-}
-
-/** An old entry, before its value is read */
-interface OldEntry {
-  key: string;
-  file: string;
-  mtimeMs: number;
-  expiration?: number;
-  metadata?: unknown;
-  /** Written by this package (value, header, trailer) rather than by Miniflare 2 */
-  trailer: boolean;
-}
-
-interface Sidecar {
-  key?: unknown;
-  expiration?: unknown;
-  metadata?: unknown;
-}
-
-function parseSidecar(text: string): Sidecar | undefined {
-  try {
-    const parsed = JSON.parse(text);
-    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) return parsed;
-  } catch {}
-  return undefined;
-}
-
-/** An entry file of this package: value, JSON header, u32le header length, "mfs1" */
-function decodeTrailer(data: Buffer): { header: Sidecar; valueLength: number } | undefined {
-  if (data.byteLength < TRAILER_SIZE) return undefined;
-  if (data.toString("latin1", data.byteLength - 4) !== MAGIC) return undefined;
-  const headerLength = data.readUInt32LE(data.byteLength - TRAILER_SIZE);
-  const valueLength = data.byteLength - TRAILER_SIZE - headerLength;
-  if (valueLength < 0) return undefined;
-  const header = parseSidecar(data.toString("utf8", valueLength, valueLength + headerLength));
-  if (typeof header?.key !== "string") return undefined;
-  return { header, valueLength };
-}
-
-/** Temporary files this package's storage leaves while writing */
-const tempFile = /^\.(?:tmp|expired)-/;
-
-type Warn = (message: string) => void;
-
-/** The entries in an old namespace folder (keys as Miniflare 2 listed them) */
-async function readOldNamespace(dir: string, warn: Warn): Promise<OldEntry[]> {
-  const entries: OldEntry[] = [];
-  const walk = async (folder: string, rel: string[]): Promise<void> => {
-    const files = new Set<string>();
-    for (const dirent of await readdirOrEmpty(folder)) {
-      if (rel.length === 0 && tempFile.test(dirent.name)) continue;
-      if (await isDirectory(folder, dirent)) {
-        if (rel.length < MAX_DEPTH) await walk(path.join(folder, dirent.name), [...rel, dirent.name]);
-      } else {
-        files.add(dirent.name);
-      }
-    }
-    for (const name of [...files].sort()) {
-      const file = path.join(folder, name);
-      const pathKey = [...rel, name].join("/");
-      try {
-        const entry = await readOldEntry(file, name, pathKey, rel.length === 0, files, warn);
-        if (entry !== undefined) entries.push(entry);
-      } catch (e: any) {
-        warn(`key "${pathKey}" (${file}) could not be read: ${e?.message ?? e}`);
-      }
-    }
-  };
-  await walk(dir, []);
-  return entries;
-}
-
-async function readOldEntry(
-  file: string,
-  name: string,
-  pathKey: string,
-  topLevel: boolean,
-  siblings: Set<string>,
-  warn: Warn
-): Promise<OldEntry | undefined> {
-  let sidecarFile: string | undefined;
-  if (name.endsWith(META_SUFFIX)) {
-    // The sidecar of the file beside it, read with that file
-    if (siblings.has(name.substring(0, name.length - META_SUFFIX.length))) return undefined;
-    // A sidecar whose value is gone (a delete Miniflare 2 didn't finish)
-    if (parseSidecar(await fs.readFile(file, "utf8")) !== undefined) return undefined;
-    // Otherwise a key ending in ".meta.json", which Miniflare 2 could get() but not list()
-  } else if (siblings.has(name + META_SUFFIX)) {
-    sidecarFile = file + META_SUFFIX;
-  }
-  const { mtimeMs } = await fs.stat(file);
-  if (topLevel && sidecarFile === undefined) {
-    const decoded = decodeTrailer(await fs.readFile(file));
-    if (decoded !== undefined && encodeName(decoded.header.key as string) === name) {
-      const { key, expiration, metadata } = decoded.header;
-      return {
-        key: key as string,
-        file,
-        mtimeMs,
-        expiration: typeof expiration === "number" ? expiration : undefined,
-        metadata,
-        trailer: true,
-      };
-    }
-  }
-  let sidecar: Sidecar | undefined;
-  if (sidecarFile !== undefined) {
-    sidecar = parseSidecar(await fs.readFile(sidecarFile, "utf8"));
-    if (sidecar === undefined) {
-      warn(`key "${pathKey}" (${file}): its ${META_SUFFIX} file isn't JSON, so its metadata and expiration are lost; migrated without them`);
-    }
-  }
-  const key = typeof sidecar?.key === "string" ? sidecar.key : pathKey;
-  if (sidecar === undefined && pathKey.length >= MINIFLARE2_MAX_PATH) {
-    warn(`key "${pathKey}" (${file}) may be a longer key Miniflare 2 cut to ${MINIFLARE2_MAX_PATH} characters; migrated as "${pathKey}"`);
-  }
-  return {
-    key,
-    file,
-    mtimeMs,
-    expiration: typeof sidecar?.expiration === "number" ? sidecar.expiration : undefined,
-    metadata: sidecar?.metadata,
-    trailer: false,
-  };
-}
-
-async function readValue(entry: OldEntry): Promise<Uint8Array> {
-  const data = await fs.readFile(entry.file);
-  if (!entry.trailer) return data;
-  return data.subarray(0, decodeTrailer(data)!.valueLength);
-}
-
-/** Writes a file atomically and durably (temporary file, flush, rename, flush the folder) */
-async function writeDurably(file: string, contents: string): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const temp = path.join(dir, `.tmp-${process.pid}-${randomHex()}`);
-  const handle = await fs.open(temp, "wx");
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(temp, file);
-  } catch (e) {
-    await fs.rm(temp, { force: true });
-    throw e;
-  }
-  if (process.platform === "win32") return;
-  const folder = await fs.open(dir, "r");
-  try {
-    await folder.sync();
-  } catch {
-    // Some file systems can't flush a folder: the rename is as durable as it gets
-  } finally {
-    await folder.close();
-  }
-}
-
-function displayPath(dir: string): string {
-  return path.relative("", dir) || ".";
-}
-
-function plural(count: number, [singular, pluralForm]: [string, string]): string {
-  return `${count} ${count === 1 ? singular : pluralForm}`;
+  /** Namespaces left unmarked, to retry, as a file couldn't be read */
+  incomplete: number;
 }
 
 export interface MigrateOptions {
@@ -270,6 +67,14 @@ export interface MigrateOptions {
   /** Old folders, in the order to read them (a key in several: the newest file wins) */
   sources: string[];
   log: Log;
+  /** The current time, in milliseconds since the epoch, to tell what has expired */
+  clock?: Clock;
+}
+
+interface PendingNamespace {
+  namespace: string;
+  dirs: { dir: string; source: string }[];
+  tally?: [string, string];
 }
 
 /** Migrations under way in this process, by persist folder and layout */
@@ -296,106 +101,225 @@ export async function migrateMiniflare2(
   }
 }
 
-async function migrate(
-  storageFactory: StorageFactory,
-  { layout, persist, sources, log }: MigrateOptions
-): Promise<MigrationResult | undefined> {
-  persist = path.resolve(persist);
-  // Namespaces by name, with every old folder holding part of each
-  const found = new Map<string, { dirs: { dir: string; source: string }[]; counted: boolean }>();
+/** Namespaces in the old folders, with every old folder holding part of each */
+async function findOld(layout: Miniflare2Layout, sources: string[]): Promise<PendingNamespace[]> {
+  const found = new Map<string, PendingNamespace>();
   for (let source of sources) {
     source = path.resolve(source);
-    for (const { namespace, dir, counted } of await layout.findNamespaces(source)) {
+    for (const { namespace, dir, tally } of await layout.findNamespaces(source)) {
       const existing = found.get(namespace);
       if (existing) existing.dirs.push({ dir, source });
-      else found.set(namespace, { dirs: [{ dir, source }], counted });
+      else found.set(namespace, { namespace, dirs: [{ dir, source }], tally });
     }
   }
-  const pending = [];
-  for (const [namespace, where] of found) {
-    const marker = path.join(fileNamespaceDirectory(persist, namespace), MIGRATED_MARKER);
-    if (!(await fs.access(marker).then(() => true, () => false))) pending.push({ namespace, ...where });
-  }
-  if (pending.length === 0) return undefined;
-  // Opening a storage takes the folder's lock before anything is written;
-  // a storage that isn't files (a factory given by a test) has no old data
-  if (!(storageFactory.storage(pending[0].namespace, persist) instanceof FileStorage)) return undefined;
+  return [...found.values()];
+}
 
-  const result: MigrationResult = { keys: 0, namespaces: 0, present: 0, expired: 0 };
+function markerPath(persist: string, namespace: string): string {
+  return path.join(fileNamespaceDirectory(persist, namespace), MIGRATED_MARKER);
+}
+
+async function unmarked(persist: string, namespaces: PendingNamespace[]): Promise<PendingNamespace[]> {
+  const pending: PendingNamespace[] = [];
+  for (const found of namespaces) {
+    const marker = markerPath(persist, found.namespace);
+    if (!(await fs.access(marker).then(() => true, () => false))) pending.push(found);
+  }
+  return pending;
+}
+
+async function migrate(storageFactory: StorageFactory, options: MigrateOptions): Promise<MigrationResult | undefined> {
+  const persist = path.resolve(options.persist);
+  let pending = await unmarked(persist, await findOld(options.layout, options.sources));
+  if (pending.length === 0) return undefined;
+  // Opening a storage takes the folder's lock, so no other process migrates
+  // (or has migrated) between the markers' check below and their writing. A
+  // storage that isn't files (a factory given by a test) has no old data.
+  if (!(storageFactory.storage(pending[0].namespace, persist) instanceof FileStorage)) return undefined;
+  pending = await unmarked(persist, pending);
+
+  const result: MigrationResult = { keys: 0, namespaces: 0, tallies: new Map(), present: 0, expired: 0, incomplete: 0 };
   const from = new Set<string>();
-  for (const { namespace, dirs, counted } of pending) {
-    const storage = storageFactory.storage(namespace, persist);
-    const warn: Warn = (message) =>
-      log.warn(`Couldn't fully migrate ${layout.what} ${layout.unit[0]} "${namespace}" from Miniflare 2: ${message}`);
-    // Of several files with one key (old folders merged), the newest wins
-    const entries = new Map<string, OldEntry & { source: string }>();
-    for (const { dir, source } of dirs) {
-      for (const entry of await readOldNamespace(dir, warn)) {
-        const other = entries.get(entry.key);
-        if (other === undefined || entry.mtimeMs > other.mtimeMs) entries.set(entry.key, { ...entry, source });
-      }
-    }
-    const now = millisToSeconds(Date.now());
-    let migrated = 0;
-    let batch: [string, StoredValueMeta][] = [];
-    let batchBytes = 0;
-    const flush = async () => {
-      if (batch.length > 0) await storage.putMany(batch);
-      batch = [];
-      batchBytes = 0;
-    };
-    for (const entry of entries.values()) {
-      if (entry.expiration !== undefined && entry.expiration <= now) {
-        result.expired++;
-        continue;
-      }
-      // Never overwrite what the new layout already has
-      if (await storage.has(entry.key)) {
-        result.present++;
-        continue;
-      }
-      let value: Uint8Array;
-      try {
-        value = await readValue(entry);
-      } catch (e: any) {
-        warn(`key "${entry.key}" (${entry.file}) could not be read: ${e?.message ?? e}`);
-        continue;
-      }
-      batch.push([entry.key, { value, expiration: entry.expiration, metadata: entry.metadata }]);
-      batchBytes += value.byteLength;
-      if (batch.length >= BATCH_ENTRIES || batchBytes >= BATCH_BYTES) await flush();
-      if (!layout.hiddenKeys?.has(entry.key)) migrated++;
-      from.add(entry.source);
-    }
-    await flush();
-    // Only once every entry is durably written
-    await writeDurably(
-      path.join(fileNamespaceDirectory(persist, namespace), MIGRATED_MARKER),
-      JSON.stringify({ from: dirs.map(({ dir }) => dir), keys: migrated, migratedAt: new Date().toISOString() }) + "\n"
-    );
-    if (counted && migrated > 0) {
+  for (const found of pending) {
+    const storage = storageFactory.storage(found.namespace, persist);
+    const { migrated, hidden, complete } = await migrateNamespace(storage, found, options, result, from);
+    if (found.tally !== undefined) {
+      const [singular] = found.tally;
+      const tally = result.tallies.get(singular) ?? { unit: found.tally, count: 0 };
+      tally.count += migrated;
+      result.tallies.set(singular, tally);
+    } else if (migrated + hidden > 0) {
       result.keys += migrated;
       result.namespaces++;
     }
+    if (complete) {
+      // Only once every entry is durably written
+      const marker = { from: found.dirs.map(({ dir }) => dir), keys: migrated, migratedAt: new Date().toISOString() };
+      await writeDurably(markerPath(persist, found.namespace), JSON.stringify(marker) + "\n");
+    } else {
+      result.incomplete++;
+    }
   }
-  logResult(log, layout, result, [...from]);
+  logResult(options, result, [...from]);
   return result;
 }
 
-function logResult(log: Log, layout: Miniflare2Layout, result: MigrationResult, from: string[]): void {
+/** Reads a namespace's old folders: of several files with one key, the newest wins */
+async function readOld(found: PendingNamespace, warn: Warn) {
+  const entries = new Map<string, OldEntry & { source: string }>();
+  let complete = true;
+  for (const { dir, source } of found.dirs) {
+    const old = await readOldNamespace(dir, warn);
+    complete &&= old.complete;
+    for (const entry of old.entries) {
+      const other = entries.get(entry.key);
+      if (other === undefined || entry.mtimeMs > other.mtimeMs) entries.set(entry.key, { ...entry, source });
+    }
+  }
+  return { entries: [...entries.values()], complete };
+}
+
+/** Whether the new layout's entry is the old one, written by a migration that was cut short */
+function sameEntry(present: StoredValueMeta, value: Uint8Array, entry: OldEntry): boolean {
+  return (
+    Buffer.from(present.value.buffer, present.value.byteOffset, present.value.byteLength).equals(value) &&
+    present.expiration === entry.expiration &&
+    isDeepStrictEqual(present.metadata, entry.metadata)
+  );
+}
+
+async function migrateNamespace(
+  storage: Storage,
+  found: PendingNamespace,
+  { layout, log, clock = defaultClock }: MigrateOptions,
+  result: MigrationResult,
+  from: Set<string>
+): Promise<{ migrated: number; hidden: number; complete: boolean }> {
+  const what = `${layout.what} ${found.tally?.[0] ?? layout.unit[0]} "${found.namespace}"`;
+  const warn: Warn = (message) => log.warn(`Couldn't fully migrate ${what} from Miniflare 2: ${message}`);
+  const { entries, complete: readAll } = await readOld(found, warn);
+  let complete = readAll;
+  const now = millisToSeconds(clock());
+  const counts = { migrated: 0, hidden: 0 };
+  const batch = new Batch(storage, what);
+  for (const entry of entries) {
+    if (entry.expiration !== undefined && entry.expiration <= now) {
+      result.expired++;
+      continue;
+    }
+    let value: Uint8Array;
+    try {
+      value = await readOldValue(entry);
+    } catch (e: any) {
+      warn(`key "${entry.key}" (${entry.file}) couldn't be read: ${e?.message ?? e}`);
+      complete = false;
+      continue;
+    }
+    // Never overwrite what the new layout already has
+    const present = await storage.get(entry.key);
+    if (present !== undefined && !sameEntry(present, value, entry)) {
+      result.present++;
+      continue;
+    }
+    if (present === undefined) {
+      await batch.add(entry.key, { value, expiration: entry.expiration, metadata: entry.metadata });
+    }
+    if (layout.hiddenKeys?.has(entry.key)) counts.hidden++;
+    else counts.migrated++;
+    from.add(entry.source);
+  }
+  await batch.flush();
+  if (!complete) warn("it will be tried again on the next start, keeping what was migrated");
+  return { ...counts, complete };
+}
+
+/** Writes entries a few at a time; a failed write fails the migration */
+class Batch {
+  readonly #storage: Storage;
+  readonly #what: string;
+  #entries: [string, StoredValueMeta][] = [];
+  #bytes = 0;
+
+  constructor(storage: Storage, what: string) {
+    this.#storage = storage;
+    this.#what = what;
+  }
+
+  async add(key: string, entry: StoredValueMeta): Promise<void> {
+    this.#entries.push([key, entry]);
+    this.#bytes += entry.value.byteLength;
+    if (this.#entries.length >= BATCH_ENTRIES || this.#bytes >= BATCH_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const entries = this.#entries;
+    this.#entries = [];
+    this.#bytes = 0;
+    if (entries.length === 0) return;
+    try {
+      await this.#storage.putMany(entries);
+    } catch (e: any) {
+      throw new FileStorageError(
+        "ERR_MIGRATION",
+        `Couldn't migrate ${this.#what} from Miniflare 2: ${e?.message ?? e}\n` +
+          "Its old files are untouched, and the next start carries on where this one stopped.",
+        e instanceof Error ? e : undefined
+      );
+    }
+  }
+}
+
+/** Writes a file atomically and durably (temporary file, flush, rename, flush the folder) */
+async function writeDurably(file: string, contents: string): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const temp = path.join(dir, `.tmp-${process.pid}-${randomHex()}`);
+  const handle = await fs.open(temp, "wx");
+  try {
+    await handle.writeFile(contents);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(temp, file);
+  } catch (e) {
+    await fs.rm(temp, { force: true });
+    throw e;
+  }
+  await syncDirectory(dir);
+}
+
+/** A folder as the log shows it: relative to the working directory when inside it */
+function displayPath(dir: string): string {
+  const relative = path.relative("", dir);
+  if (relative === "") return ".";
+  return relative.startsWith("..") || path.isAbsolute(relative) ? dir : relative;
+}
+
+function plural(count: number, [singular, pluralForm]: [string, string]): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}
+
+function logResult({ layout, persist, log }: MigrateOptions, result: MigrationResult, from: string[]): void {
+  const to = displayPath(path.join(path.resolve(persist), LAYOUT_FOLDER));
   const notes: string[] = [];
   if (result.present > 0) {
-    notes.push(`${plural(result.present, ["key", "keys"])} already here kept as ${result.present === 1 ? "it was" : "they were"}`);
+    const they = result.present === 1 ? "it was" : "they were";
+    notes.push(`${plural(result.present, ["key", "keys"])} already in ${to} kept as ${they}`);
   }
-  if (result.expired > 0) notes.push(`${result.expired} expired left out`);
-  const note = notes.length > 0 ? `; ${notes.join(", ")}` : "";
-  if (result.keys === 0) {
-    if (notes.length > 0) log.debug(`Nothing to migrate from Miniflare 2's ${layout.what} data${note.replace(";", ":")}`);
+  if (result.expired > 0) notes.push(`${plural(result.expired, ["expired key", "expired keys"])} left out`);
+  const moved: string[] = [];
+  if (result.namespaces > 0) {
+    const keys = plural(result.keys, [`${layout.what} key`, `${layout.what} keys`]);
+    moved.push(`${keys} in ${plural(result.namespaces, layout.unit)}`);
+  }
+  for (const { unit, count } of result.tallies.values()) if (count > 0) moved.push(plural(count, unit));
+  if (moved.length === 0) {
+    if (notes.length > 0) log.debug(`Nothing to migrate from Miniflare 2's ${layout.what} data: ${notes.join(", ")}`);
     return;
   }
   const folders = from.map((dir) => displayPath(dir)).join(" and ");
-  log.info(
-    `Migrated ${plural(result.keys, [`${layout.what} key`, `${layout.what} keys`])} in ${plural(result.namespaces, layout.unit)} ` +
-      `from Miniflare 2's ${folders} (left in place${note})`
-  );
+  const note = notes.length > 0 ? `; ${notes.join(", ")}` : "";
+  log.info(`Migrated ${moved.join(" and ")} from Miniflare 2's ${folders} to ${to} (old files left in place${note})`);
 }

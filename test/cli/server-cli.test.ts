@@ -79,6 +79,26 @@ update_check = false
   assert.equal(await exitsWithin(run, 10_000), 0);
 });
 
+test("CLI: warns about keys in wrangler.toml's [miniflare] it doesn't know, and still serves", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": `[miniflare]
+port = 0
+update_check = false
+kv_persists = true
+`,
+    "worker.js": serviceWorker("typo"),
+  });
+  const run = runBin(t, ["worker.js"], tmp);
+  await waitForOutput(run, LISTENING);
+  assert.match(
+    run.output(),
+    /\[mf:wrn\] wrangler\.toml \[miniflare\] key "kv_persists" is unknown, and is ignored\nDid you mean "kv_persist"\?\n/
+  );
+  run.child.kill("SIGINT");
+  assert.equal(await exitsWithin(run, 2000), 0);
+});
+
 test("CLI: --port 0 listens on a free port and prints it", async (t) => {
   const tmp = await useTmp(t);
   await writeFiles(tmp, { "worker.js": serviceWorker("zero") });

@@ -699,3 +699,30 @@ test("Miniflare: wrangler.toml sections of features not built yet are ignored wi
     'wrangler.toml section "[site]" is not supported yet, and is ignored',
   ]);
 });
+
+test("Miniflare: unknown keys in wrangler.toml's [miniflare] are ignored with a warning, once each", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "wrangler.toml": `
+      [miniflare]
+      kv_persists = true
+      kvNamespaces = ["NS"]
+      not_an_option = 1
+      mounts = { api = "./api" }
+      [miniflare.https]
+      passphase = "secret"
+    `,
+    "worker.js": 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
+  });
+  const log = new TestLog();
+  const mf = useMiniflare(t, { log, rootPath: tmp, scriptPath: "worker.js", wranglerConfigPath: true });
+  assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
+  await mf.reload();
+  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
+    'wrangler.toml section "[miniflare] mounts" is not supported yet, and is ignored',
+    'wrangler.toml [miniflare] key "kv_persists" is unknown, and is ignored\nDid you mean "kv_persist"?',
+    'wrangler.toml [miniflare] key "kvNamespaces" is unknown, and is ignored',
+    'wrangler.toml [miniflare] key "not_an_option" is unknown, and is ignored',
+    'wrangler.toml [miniflare.https] key "passphase" is unknown, and is ignored\nDid you mean "passphrase"?',
+  ]);
+});

@@ -422,6 +422,11 @@ test("ServiceWorkerGlobalScope: throws when accessing bindings as globals in mod
     message: BINDING_MESSAGE("OTHER"),
   });
   assert.ok("KEY" in globalScope);
+  // Not own properties: a worker listing its globals doesn't meet them
+  assert.ok(!Object.getOwnPropertyNames(globalScope).includes("KEY"));
+  // A global of the same name is hidden too
+  const shadowing = new ServiceWorkerGlobalScope(new TestLog(), { KEY: "global" }, { KEY: "binding" }, true);
+  assert.throws(() => (shadowing as any).KEY, { message: BINDING_MESSAGE("KEY") });
 });
 test("ServiceWorkerGlobalScope: stops guarding bindings at first __STATIC_CONTENT key", () => {
   for (const staticKey of ["__STATIC_CONTENT", "__STATIC_CONTENT_MANIFEST"]) {

@@ -1,10 +1,13 @@
 import { createRequire } from "node:module";
 
-type URLPatternClass = typeof import("urlpattern-polyfill/urlpattern").URLPattern;
+type Polyfill = typeof import("urlpattern-polyfill/urlpattern").URLPattern;
+// Exported loosely typed: the published types then don't need the polyfill
+// (it is bundled, not a dependency)
+type URLPatternClass = new (...args: any[]) => object;
 
 const require = createRequire(import.meta.url);
-let loaded: URLPatternClass | undefined;
-function load(): URLPatternClass {
+let loaded: Polyfill | undefined;
+function load(): Polyfill {
   return (loaded ??= require("urlpattern-polyfill/urlpattern").URLPattern);
 }
 

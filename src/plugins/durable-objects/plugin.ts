@@ -26,12 +26,8 @@ import {
   kResetObject,
 } from "./namespace.js";
 import { ALARM_KEY, DurableObjectStorage, JOURNAL_KEY, kAlarmExists } from "./storage.js";
-import {
-  type FoundNamespace,
-  type Miniflare2Layout,
-  migrateMiniflare2,
-  subfolders,
-} from "../../storage/migrate.js";
+import { type Miniflare2Layout, migrateMiniflare2 } from "../../storage/migrate.js";
+import { durableObjectNamespaces } from "../../storage/miniflare2.js";
 
 export type DurableObjectsObjectOptions =
   | string
@@ -62,30 +58,13 @@ export const DEFAULT_PERSIST_PATH = path.join(".mf", "do");
 
 /** Miniflare 2's folder for `durableObjectsPersist: true` */
 const MINIFLARE2_PERSIST_PATH = path.join(".mf", "durableobjects");
-const OBJECT_ID = /^[0-9a-f]{64}$/;
 
-/**
- * Miniflare 2 kept each object in <binding>/<hex id>, and every scheduled
- * alarm in the store __MINIFLARE_ALARMS__ (keyed "<binding>:<hex id>")
- */
+/** Miniflare 2 kept each object in <binding>/<hex id>, and alarms in their own store */
 export const DURABLE_OBJECTS_MINIFLARE2_LAYOUT: Miniflare2Layout = {
   what: "Durable Object",
   unit: ["object", "objects"],
   hiddenKeys: new Set([ALARM_KEY, JOURNAL_KEY]),
-  async findNamespaces(folder) {
-    const found: FoundNamespace[] = [];
-    for (const binding of await subfolders(folder)) {
-      const dir = path.join(folder, binding);
-      if (binding === ALARM_STORE_NAMESPACE) {
-        found.push({ namespace: binding, dir, counted: false });
-        continue;
-      }
-      for (const id of await subfolders(dir)) {
-        if (OBJECT_ID.test(id)) found.push({ namespace: `${binding}:${id}`, dir: path.join(dir, id), counted: true });
-      }
-    }
-    return found;
-  },
+  findNamespaces: durableObjectNamespaces,
 };
 
 const redisURL = /^rediss?:\/\//;
@@ -317,6 +296,7 @@ export class DurableObjectsPlugin
         persist,
         sources,
         log: this.ctx.log,
+        clock: this.ctx.clock,
       });
     }
     const bindings: Context = {};

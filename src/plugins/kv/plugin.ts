@@ -8,7 +8,8 @@ import {
   type SetupResult,
 } from "../../shared/plugin.js";
 import type { StorageFactory } from "../../shared/storage.js";
-import { type Miniflare2Layout, migrateMiniflare2, topLevelNamespaces } from "../../storage/migrate.js";
+import { type Miniflare2Layout, migrateMiniflare2 } from "../../storage/migrate.js";
+import { isDurableObjectsFolder, topLevelNamespaces } from "../../storage/miniflare2.js";
 import { KVNamespace } from "./namespace.js";
 
 export interface KVOptions {
@@ -19,11 +20,20 @@ export interface KVOptions {
 /** Folder for `kvPersist: true`, relative to the working directory (as Miniflare 2's) */
 const DEFAULT_PERSIST_PATH = path.join(".mf", "kv");
 
-/** Miniflare 2 kept each namespace in a folder of its name */
+/**
+ * Miniflare 2 kept each namespace in a folder of its name (beside Durable
+ * Objects' folders, when both persisted to one folder)
+ */
 export const KV_MINIFLARE2_LAYOUT: Miniflare2Layout = {
   what: "KV",
   unit: ["namespace", "namespaces"],
-  findNamespaces: topLevelNamespaces,
+  async findNamespaces(folder) {
+    const found = [];
+    for (const namespace of await topLevelNamespaces(folder)) {
+      if (!(await isDurableObjectsFolder(namespace.dir))) found.push(namespace);
+    }
+    return found;
+  },
 };
 
 const redisURL = /^rediss?:\/\//;
@@ -72,6 +82,7 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
         persist,
         sources: [persist],
         log: this.ctx.log,
+        clock: this.ctx.clock,
       });
     }
     const blockGlobalAsyncIO = !this.ctx.globalAsyncIO;
