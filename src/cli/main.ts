@@ -111,10 +111,22 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 0;
   }
 
-  let server: http.Server | https.Server;
+  // Stopping is set up before the server starts: a Ctrl-C just after
+  // "Listening on" (while the update check runs, say) still exits cleanly
+  let server: http.Server | https.Server | undefined;
+  const stop = async () => {
+    const { closeServer } = await import("../http-server/server.js");
+    if (server !== undefined) await closeServer(server);
+    await mf.dispose();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   try {
     server = await mf.startServer();
   } catch (e: any) {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     reportFatal(log, e);
     await mf.dispose();
     return 1;
@@ -122,14 +134,5 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
 
   await openURL(mf, server);
   await checkForUpdates(mf);
-
-  const stop = async () => {
-    const { closeServer } = await import("../http-server/server.js");
-    await closeServer(server);
-    await mf.dispose();
-    process.exit(0);
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
   return new Promise<number>(() => {}); // serves until stopped
 }
