@@ -105,8 +105,21 @@ function describeHandles() {
   }
 }
 
-/** Runs a scenario's main(), turning any throw into a clean BENCH-ERROR. */
-export async function runChild(main) {
+/**
+ * Runs a scenario's main(), turning any throw into a clean BENCH-ERROR.
+ * `cleanupSync` (servers it started, temporary folders) runs however the
+ * child ends: at exit, and on SIGINT/SIGTERM before exiting with 1.
+ */
+export async function runChild(main, { cleanupSync } = {}) {
+  if (cleanupSync !== undefined) {
+    process.on("exit", cleanupSync);
+    for (const sig of ["SIGINT", "SIGTERM"]) {
+      process.on(sig, () => {
+        cleanupSync();
+        process.exit(1);
+      });
+    }
+  }
   try {
     await main();
   } catch (e) {

@@ -340,12 +340,5 @@ async function main() {
 }
 
 if (isMain(import.meta.url)) {
-  process.on("exit", cleanupSync);
-  for (const sig of ["SIGINT", "SIGTERM"]) {
-    process.on(sig, () => {
-      cleanupSync();
-      process.exit(1);
-    });
-  }
-  await runChild(main);
+  await runChild(main, { cleanupSync });
 }
