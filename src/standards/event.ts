@@ -8,7 +8,8 @@ import type { Log } from "../shared/log.js";
 import { type Context, kGlobalGuards } from "../shared/runner.js";
 import { DOMException } from "./domexception.js";
 import { FetchError } from "./fetch-error.js";
-import { type Request, Response, fetch, withWaitUntil } from "./http.js";
+import { type Request, Response, withWaitUntil } from "./http.js";
+import { fetch } from "./fetch.js";
 import { base } from "./http-base.js";
 
 // Node's built-in (undici) Response, which handlers may also respond with

@@ -339,3 +339,6 @@ export function buildNotBufferSourceError(value: unknown): string {
       : "an object of non-ArrayBuffer/ArrayBufferView type on its writable side.")
   );
 }
+
+/** Header fetch() sends with the request depth, so an upstream Miniflare can detect loops */
+export const _kLoopHeader = "MF-Loop";

@@ -1,5 +1,5 @@
 /**
- * Workers `Request`, `Response` and `fetch`, behaving like Miniflare 2.14.4's,
+ * Workers `Request` and `Response`, behaving like Miniflare 2.14.4's,
  * with their compatibility flags, the request context and gates.
  *
  * `Request` and `Response` wrap (not subclass) Node's built-in undici classes,
@@ -15,20 +15,11 @@
  *   files as strings (`formdata_parser_supports_files` off);
  * - getters for properties Workers don't implement, which throw.
  *
- * `fetch` adds subrequest counting, gate waits, frozen-clock advancing,
- * immutable input-gated responses and outgoing header massaging;
- * `createCompatFetch` adds the request-context check and the
- * `fetch_refuses_unknown_protocols` handling on top.
- *
- * Helpers live in http-base.ts (lazy built-ins, headers, streams),
- * http-formdata.ts (form parsing) and http-log.ts (`logResponse`).
+ * `fetch` lives in fetch.ts. Helpers live in http-base.ts (lazy built-ins,
+ * headers, streams), http-body.ts (what a body was made of), http-formdata.ts
+ * (form parsing) and http-log.ts (`logResponse`).
  */
-import { createRequire } from "node:module";
-import type { MockAgent } from "undici";
-import type { Compatibility } from "../shared/compat.js";
-import { assertInRequest, getRequestContext } from "../shared/context.js";
-import type { Log } from "../shared/log.js";
-import { waitForOpenInputGate, waitForOpenOutputGate } from "../shared/sync/gate.js";
+import { waitForOpenInputGate } from "../shared/sync/gate.js";
 import {
   _isByteStream,
   base,
@@ -40,11 +31,9 @@ import {
   isHeadersImmutable,
   isNativelyImmutable,
   makeHeadersImmutable,
-  makeHeadersMutable,
 } from "./http-base.js";
 import { adoptBodyInit, bodyInitLength } from "./http-body.js";
 import { formDataParserFor } from "./http-formdata.js";
-import { nextRedirectRequest, redirectNetworkError } from "./http-redirect.js";
 
 export {
   _headersFromIncomingRequest,
@@ -93,7 +82,8 @@ const kBodyHolder = Symbol("kBodyHolder");
 /** A response body's length in bytes, when known from what it was made of */
 const kBodyLength = Symbol("kBodyLength");
 
-interface ResponseInfo {
+/** @internal What fetch() knows of a response that its inner one doesn't tell */
+export interface _ResponseInfo {
   url: string;
   redirected: boolean;
   urlList?: URL[];
@@ -139,7 +129,7 @@ let keepImmutableHeaders = false;
  * `Response.redirect()`) can't be made mutable again, so such responses are
  * rebuilt (Miniflare 2 reset undici's headers guard instead).
  */
-function adoptResponse(inner: BaseResponse): [BaseResponse, ResponseInfo | undefined] {
+function adoptResponse(inner: BaseResponse): [BaseResponse, _ResponseInfo | undefined] {
   if (keepImmutableHeaders || !isNativelyImmutable(inner.headers)) return [inner, undefined];
   try {
     const rebuilt = new (base().Response)(inner.body, {
@@ -190,14 +180,14 @@ export class Body<Inner extends BaseBody = BaseBody> {
   declare [kTextUsed]: boolean;
   /** An undici response holding the string body's stream, once made */
   declare [kBodyHolder]: BaseBody | undefined;
-  declare [kResponseInfo]: ResponseInfo | undefined;
+  declare [kResponseInfo]: _ResponseInfo | undefined;
   declare [kEnumerableGetters]: boolean;
   declare [kBodyLength]: number | undefined;
 
   constructor(inner: Inner) {
-    let info: ResponseInfo | undefined;
+    let info: _ResponseInfo | undefined;
     if (inner instanceof base().Response) {
-      [inner, info] = adoptResponse(inner) as [Inner, ResponseInfo | undefined];
+      [inner, info] = adoptResponse(inner) as [Inner, _ResponseInfo | undefined];
     }
     defineHidden(this, _kInner, inner);
     defineHidden(this, kInputGated, false);
@@ -429,6 +419,14 @@ let hasStreamedBody: (request: Request) => boolean;
  */
 export function _setRequestCf(request: Request, cf: CfProperties | undefined): void {
   setRequestCf(request, cf);
+}
+
+/**
+ * Whether a request's body was given as a stream: fetch() then keeps no copy
+ * of it to send again on a 307/308 redirect. @internal
+ */
+export function _hasStreamedBody(request: Request): boolean {
+  return hasStreamedBody(request);
 }
 
 export class Request extends Body<BaseRequest> {
@@ -746,6 +744,24 @@ export function withWaitUntil(
 }
 
 /**
+ * Wraps a response fetch() received: its headers stay immutable, and `info`
+ * (when fetch() followed redirects itself) gives its url, redirected and URL
+ * list. @internal
+ */
+export function _responseFromFetch(baseRes: BaseResponse, info: _ResponseInfo | undefined): Response {
+  let res: Response;
+  keepImmutableHeaders = true;
+  try {
+    res = new Response(nullBodyStatus.includes(baseRes.status) ? null : baseRes.body, baseRes);
+  } finally {
+    keepImmutableHeaders = false;
+  }
+  res[kResponseInfo] = info;
+  makeHeadersImmutable(res.headers);
+  return res;
+}
+
+/**
  * The URLs a response went through, redirects included: all of them for
  * responses of Miniflare's fetch(), just the URL for any other response that
  * wasn't redirected
@@ -781,275 +797,4 @@ export function _getBodyLength(res: Response | BaseResponse): number | undefined
   const text = res[kTextSource];
   if (text !== undefined) return Buffer.byteLength(text);
   return res[kBodyLength];
-}
-
-// ---------------------------------------------------------------------------
-// fetch
-// ---------------------------------------------------------------------------
-
-export const _kLoopHeader = "MF-Loop";
-
-// undici adds these to every request: only send them if the user set them
-const kDefaultHeadersToRemove = ["accept", "accept-language", "sec-fetch-mode", "user-agent"];
-const methodsExpectingPayload = ["PUT", "POST", "PATCH"];
-
-/** Anything undici can dispatch through (Agent, MockAgent, ...) */
-export interface DispatcherLike {
-  dispatch(options: any, handler: any): boolean;
-  close?(...args: any[]): any;
-  destroy?(...args: any[]): any;
-  isMockActive?: boolean;
-}
-
-function isDispatcher(value: unknown): value is DispatcherLike {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as DispatcherLike).dispatch === "function" &&
-    typeof (value as DispatcherLike).destroy === "function"
-  );
-}
-
-const globalDispatcherSymbol = Symbol.for("undici.globalDispatcher.1");
-
-function getGlobalDispatcher(): DispatcherLike | undefined {
-  return (globalThis as unknown as Record<symbol, DispatcherLike | undefined>)[
-    globalDispatcherSymbol
-  ];
-}
-
-/** Removes headers undici added from each dispatched request */
-class MiniflareDispatcher implements DispatcherLike {
-  readonly #inner: DispatcherLike;
-  readonly #removeHeaders: string[];
-
-  constructor(inner: DispatcherLike, removeHeaders: string[]) {
-    this.#inner = inner;
-    this.#removeHeaders = removeHeaders;
-  }
-
-  dispatch(options: { headers?: unknown }, handler: unknown): boolean {
-    const headers = options.headers;
-    if (Array.isArray(headers)) {
-      let i = 0;
-      while (i < headers.length) {
-        if (this.#removeHeaders.includes(String(headers[i]).toLowerCase())) {
-          headers.splice(i, 2);
-        } else {
-          i += 2;
-        }
-      }
-    } else if (typeof headers === "object" && headers !== null) {
-      const record = headers as Record<string, unknown>;
-      for (const key of Object.keys(record)) {
-        if (this.#removeHeaders.includes(key.toLowerCase())) delete record[key];
-      }
-    }
-    return this.#inner.dispatch(options, handler);
-  }
-
-  close(...args: any[]): any {
-    return this.#inner.close?.(...args);
-  }
-
-  destroy(...args: any[]): any {
-    return this.#inner.destroy?.(...args);
-  }
-
-  get isMockActive(): boolean {
-    return this.#inner.isMockActive ?? false;
-  }
-}
-
-/** Cancels a request clone's body unless it was handed on (and so locked) */
-function discardBody(request: BaseRequest | undefined): void {
-  const body = request?.body;
-  if (body && !body.locked) body.cancel().catch(() => {});
-}
-
-/**
- * Fetches `req`, following redirects one hop at a time (see
- * ./http-redirect.ts): each hop counts as another subrequest, and the
- * response's url, redirected and URL list come from the hops
- */
-async function fetchFollowingRedirects(
-  req: Request,
-  fetchInit: RequestInit | undefined
-): Promise<[BaseResponse, ResponseInfo]> {
-  const ctx = getRequestContext();
-  const init = { ...fetchInit, redirect: "manual" } as RequestInit;
-  let request = req[_kInner];
-  const urlList = [new URL(request.url)];
-  for (;;) {
-    // A copy of the body to send again if a 307/308 asks to (a streamed
-    // body isn't kept: teeing would buffer all of it)
-    const replay =
-      request.body !== null && !hasStreamedBody(req) ? request.clone() : undefined;
-    const response = await base().fetch(request, init);
-    let next: BaseRequest | undefined;
-    try {
-      next = nextRedirectRequest(request, response, urlList.length - 1, replay);
-    } finally {
-      if (next === undefined) discardBody(replay);
-    }
-    if (next === undefined) {
-      return [response, { url: response.url, redirected: urlList.length > 1, urlList }];
-    }
-    // The replayed body is the next request's, unless the redirect dropped it
-    if (next.body === null) discardBody(replay);
-    await response.body?.cancel().catch(() => {});
-    // Each followed redirect is another subrequest
-    ctx?.incrementExternalSubrequests();
-    urlList.push(new URL(next.url));
-    request = next;
-  }
-}
-
-/**
- * Miniflare's fetch. Bind `this` to an undici dispatcher (e.g. a `MockAgent`
- * from `createFetchMock()`) to send requests through it.
- */
-export async function fetch(
-  this: unknown,
-  input: RequestInfo,
-  init?: RequestInit | Request
-): Promise<Response> {
-  const ctx = getRequestContext();
-  ctx?.incrementExternalSubrequests();
-  await waitForOpenOutputGate();
-
-  const req = new Request(input, init);
-  // WebSocket handshakes are made by `ws`, not undici (loaded on first use)
-  if (req.method === "GET" && req.headers.get("upgrade")?.toLowerCase() === "websocket") {
-    const { _upgradingFetch } = await import("./websocket-fetch.js");
-    return _upgradingFetch(req);
-  }
-  makeHeadersMutable(req.headers);
-  // Host is derived from the URL, CF-Connecting-IP is for incoming requests
-  req.headers.delete("host");
-  req.headers.delete("cf-connecting-ip");
-  // Lets an upstream Miniflare detect loops
-  req.headers.set(_kLoopHeader, String(ctx?.requestDepth ?? 1));
-  // undici rejects Content-Length: 0 on requests without payloads
-  if (
-    !methodsExpectingPayload.includes(req.method) &&
-    req.headers.get("content-length") === "0"
-  ) {
-    req.headers.delete("content-length");
-  }
-  const removeHeaders = kDefaultHeadersToRemove.filter((header) => !req.headers.has(header));
-
-  const innerDispatcher = isDispatcher(this) ? this : getGlobalDispatcher();
-  const fetchInit =
-    innerDispatcher === undefined
-      ? undefined
-      : ({ dispatcher: new MiniflareDispatcher(innerDispatcher, removeHeaders) } as RequestInit);
-  let baseRes: BaseResponse;
-  let info: ResponseInfo | undefined;
-  if (req.redirect === "follow") {
-    [baseRes, info] = await fetchFollowingRedirects(req, fetchInit);
-  } else {
-    baseRes = await base().fetch(req[_kInner], fetchInit);
-  }
-
-  let res: Response;
-  keepImmutableHeaders = true;
-  try {
-    res = new Response(nullBodyStatus.includes(baseRes.status) ? null : baseRes.body, baseRes);
-  } finally {
-    keepImmutableHeaders = false;
-  }
-  res[kResponseInfo] = info;
-  makeHeadersImmutable(res.headers);
-
-  await waitForOpenInputGate();
-  ctx?.advanceCurrentTime();
-  return withInputGating(res);
-}
-
-/** Creates an undici `MockAgent` to pass as the `fetchMock` option */
-export function createFetchMock(): MockAgent {
-  // npm undici is heavy: only load it when a mock is actually wanted
-  const require = createRequire(import.meta.url);
-  const { MockAgent } = require("undici") as typeof import("undici");
-  return new MockAgent();
-}
-
-export function _urlFromRequestInput(input: RequestInfo): URL {
-  if (input instanceof URL) return input;
-  if (input instanceof Request || input instanceof base().Request) {
-    return new URL(input.url);
-  }
-  return new URL(input);
-}
-
-export function _buildUnknownProtocolWarning(url: URL): string {
-  let warning =
-    "Worker passed an invalid URL to fetch(). URLs passed to fetch() must " +
-    "begin with either 'http:' or 'https:', not '" +
-    url.protocol +
-    "'. Due to a historical bug, any other protocol used here will be " +
-    "treated the same as 'http:'. We plan to correct this bug in the future, " +
-    "so please update your Worker to use 'http:' or 'https:' for all fetch() " +
-    "URLs.";
-  if (url.protocol === "ws:" || url.protocol === "wss:") {
-    warning +=
-      " Note that fetch() treats WebSockets as a special kind of HTTP " +
-      "request, therefore WebSockets should use 'http:'/'https:', not " +
-      "'ws:'/'wss:'.";
-  }
-  return warning;
-}
-
-export type FetchFunction = (
-  input: RequestInfo,
-  init?: RequestInit | Request
-) => Promise<Response>;
-
-export interface CompatFetchContext {
-  log: Log;
-  compat: Compatibility;
-  globalAsyncIO?: boolean;
-  /** Dispatcher for the default inner fetch (ignored if `inner` is given) */
-  fetchMock?: unknown;
-}
-
-/**
- * The worker-facing fetch: throws outside a request unless `globalAsyncIO`,
- * refuses (or warns about and rewrites to http:) unknown protocols, and
- * returns file parts as strings from `formData()` unless
- * `formdata_parser_supports_files`.
- */
-export function createCompatFetch(
-  { log, compat, globalAsyncIO, fetchMock }: CompatFetchContext,
-  inner?: FetchFunction
-): FetchFunction {
-  inner ??= fetchMock === undefined ? fetch : fetch.bind(fetchMock);
-  const innerFetch = inner;
-  const refusesUnknown = compat.isEnabled("fetch_refuses_unknown_protocols");
-  const formDataFiles = compat.isEnabled("formdata_parser_supports_files");
-  const gettersOnPrototype = compat.isEnabled("workers_api_getters_setters_on_prototype");
-  return async (input, init) => {
-    if (!globalAsyncIO) assertInRequest();
-    const url = _urlFromRequestInput(input);
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      if (refusesUnknown) {
-        throw new TypeError(`Fetch API cannot load: ${url.toString()}`);
-      }
-      log.warn(_buildUnknownProtocolWarning(url));
-      // Keep everything but the URL from the input
-      if (init) {
-        init = new Request(input, init);
-      } else if (input instanceof base().Request) {
-        init = new Request(input);
-      } else if (input instanceof Request) {
-        init = input;
-      }
-      input = url.toString().replace(url.protocol, "http:");
-    }
-    let res = await innerFetch(input, init);
-    if (!formDataFiles) res = withStringFormDataFiles(res);
-    if (!gettersOnPrototype) res = withEnumerableGetters(res);
-    return res;
-  };
 }

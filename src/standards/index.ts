@@ -6,6 +6,7 @@ export * from "./date.js";
 export * from "./domexception.js";
 export * from "./encoding.js";
 export * from "./event.js";
+export * from "./fetch.js";
 export * from "./http.js";
 export * from "./navigator.js";
 export * from "./streams.js";

@@ -8,13 +8,8 @@ import { Readable } from "node:stream";
 import type NodeWebSocket from "ws";
 import { getRequestContext } from "../shared/context.js";
 import { waitForOpenInputGate } from "../shared/sync/gate.js";
-import {
-  type Request,
-  Response,
-  _headersFromIncomingRequest,
-  _kLoopHeader,
-  withInputGating,
-} from "./http.js";
+import { type Request, Response, _headersFromIncomingRequest, withInputGating } from "./http.js";
+import { _kLoopHeader } from "./http-base.js";
 import { MAX_MESSAGE_SIZE, WebSocketPair, _loadWS, coupleWebSocket } from "./websocket.js";
 
 // Headers `ws` makes itself for the handshake, or that only make sense on

@@ -7,19 +7,15 @@ import { Compatibility } from "../../src/shared/compat.js";
 import { EXTERNAL_SUBREQUEST_LIMIT_BUNDLED, RequestContext } from "../../src/shared/context.js";
 import { LogLevel, NoOpLog } from "../../src/shared/log.js";
 import { waitUntilOnOutputGate } from "../../src/shared/sync/gate.js";
+import { Body, Request, Response, _getURLList, logResponse } from "../../src/standards/http.js";
 import {
-  Body,
-  Request,
-  Response,
   _buildUnknownProtocolWarning,
-  _getURLList,
   _kLoopHeader,
   _urlFromRequestInput,
   createCompatFetch,
   createFetchMock,
   fetch,
-  logResponse,
-} from "../../src/standards/http.js";
+} from "../../src/standards/fetch.js";
 import {
   IN_REQUEST_MESSAGE,
   type Listener,

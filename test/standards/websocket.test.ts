@@ -7,7 +7,8 @@ import { WebSocket as NodeWebSocket } from "ws";
 import { RequestContext, getRequestContext } from "../../src/shared/context.js";
 import { InputGate, OutputGate } from "../../src/shared/sync/gate.js";
 import { DOMException } from "../../src/standards/domexception.js";
-import { Response, fetch } from "../../src/standards/http.js";
+import { Response } from "../../src/standards/http.js";
+import { fetch } from "../../src/standards/fetch.js";
 import {
   CloseEvent,
   ErrorEvent,
@@ -17,7 +18,13 @@ import {
   coupleWebSocket,
 } from "../../src/standards/websocket.js";
 import { deferred, flushTurns, until } from "../helpers/sync.js";
-import { captureConsoleError, next, record, useEchoServer, watchProcess } from "../helpers/websocket.js";
+import {
+  captureConsoleError,
+  next,
+  record,
+  useEchoServer,
+  watchProcess,
+} from "../helpers/websocket.js";
 
 /** The two ends of a new pair, both accepted */
 function acceptedPair(): [WebSocket, WebSocket] {

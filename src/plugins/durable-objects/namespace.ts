@@ -14,11 +14,10 @@ import {
   type RequestInfo,
   type RequestInit,
   Response,
-  _buildUnknownProtocolWarning,
-  _urlFromRequestInput,
   withImmutableHeaders,
   withInputGating,
 } from "../../standards/http.js";
+import { _buildUnknownProtocolWarning, _urlFromRequestInput } from "../../standards/fetch.js";
 import { base } from "../../standards/http-base.js";
 import { DurableObjectError } from "./errors.js";
 import type { DurableObjectStorage } from "./storage.js";

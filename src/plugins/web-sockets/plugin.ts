@@ -1,5 +1,5 @@
 import { Plugin, type PluginContext, type SetupResult } from "../../shared/plugin.js";
-import { type FetchFunction, createCompatFetch, fetch } from "../../standards/http.js";
+import { type FetchFunction, createCompatFetch, fetch } from "../../standards/fetch.js";
 import {
   CloseEvent,
   MessageEvent,
