@@ -1,4 +1,4 @@
-import { setImmediate } from "node:timers/promises";
+import { setImmediate, setTimeout as setTimeoutPromise } from "node:timers/promises";
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -56,14 +56,18 @@ export async function within<T>(promise: Promise<T>, what: string, ms = 10_000):
 
 /**
  * Waits until `condition()` holds (or resolves true), checking it every
- * event-loop turn: for things that have no event to wait on (a counter, a
- * log line, a socket's state). `ms` only bounds a failure, naming `what`.
+ * event-loop turn at first, then every few milliseconds: for things that
+ * have no event to wait on (a counter, a log line, a socket's state). `ms`
+ * only bounds a failure, naming `what`.
  */
 export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await condition())) {
+  for (let checks = 1; !(await condition()); checks++) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms}ms`);
-    await setImmediate();
+    // Every turn at first; then every few milliseconds, so a long wait
+    // doesn't spin a core the awaited work (a child process, say) needs
+    if (checks < 50) await setImmediate();
+    else await setTimeoutPromise(Math.min(checks - 49, 10));
   }
 }
 
