@@ -12,9 +12,10 @@ import { CloseEvent, MessageEvent, WebSocket, WebSocketPair } from "../../../src
 import { TestLog } from "../../helpers/log.js";
 import { useMiniflare } from "../../helpers/miniflare.js";
 import { useEchoServer, watchProcess } from "../../helpers/websocket.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function pluginContext(extra: Partial<PluginContext> = {}): PluginContext {
-  return { log: new TestLog(), compat: new Compatibility(), rootPath: "/project", sharedCache: new Map(), ...extra };
+  return { log: new TestLog(), compat: new Compatibility(), rootPath: "/project", registry: new HostRegistry(), ...extra };
 }
 
 const entries = getPluginEntries({ WebSocketPlugin });
@@ -184,7 +185,7 @@ test("WebSocketPlugin: reload closes fetched sockets with 1012 Service Restart",
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "101 echo:from worker");
   // Also one the worker never accepted
   assert.equal(await (await mf.dispatchFetch("http://localhost/?unaccepted")).text(), "101");
-  const plugin = (await mf.getPlugins()).WebSocketPlugin as WebSocketPlugin;
+  const plugin = (await mf.getPlugins()).WebSocketPlugin;
   assert.equal(plugin.webSocketCount, 2);
 
   const closed = server.connections.map((ws) => once(ws, "close"));
