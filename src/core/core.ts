@@ -146,19 +146,42 @@ export class MiniflareCore<
     this.#watching ??= this.#worker.watch ?? false;
   }
 
+  /**
+   * Prepares every worker (runs its script into a scope nothing sees yet),
+   * then commits them all; if any fails, aborts those prepared and the
+   * previous set keeps serving, whole: scopes, plugins' state and Durable
+   * Objects. Nothing is told a reload is coming before every script ran.
+   */
   async #reload(dispatchReloadEvent = true): Promise<void> {
-    const worker = this.#worker;
-    await worker.beforeReload();
+    const prepared = await this.#prepare();
+    for (const worker of prepared.keys()) await worker.beforeReload();
     // Objects of the previous version are dropped: the new one builds its own
     this.#registry.reset();
-    const prepared: PreparedWorker = await worker.prepare();
-    await worker.commit(prepared);
+    for (const [worker, next] of prepared) await worker.commit(next);
+
+    const worker = this.#worker;
     if (dispatchReloadEvent) {
       this.dispatchEvent(new ReloadEvent("reload", { plugins: worker.plugins, initial: !this.#reloaded }));
     }
     this.#reloaded = true;
-    worker.announce(prepared);
-    this.#updateWatcher(prepared.watchPaths);
+    const watchPaths = new Set<string>();
+    for (const [worker, next] of prepared) {
+      worker.announce(next);
+      for (const watchPath of next.watchPaths) watchPaths.add(watchPath);
+    }
+    this.#updateWatcher(watchPaths);
+  }
+
+  async #prepare(): Promise<Map<Worker<Plugins>, PreparedWorker>> {
+    const prepared = new Map<Worker<Plugins>, PreparedWorker>();
+    try {
+      for (const worker of this.#workers.values()) prepared.set(worker, await worker.prepare());
+    } catch (e) {
+      // (the worker that failed threw its own new scope away)
+      for (const [worker, next] of prepared) worker.abort(next);
+      throw e;
+    }
+    return prepared;
   }
 
   /** Every file the current worker depends on */

@@ -124,6 +124,10 @@ export abstract class Plugin<Options extends Context = Context> {
 
   beforeSetup?(): BeforeSetupResult | Promise<BeforeSetupResult> | void | Promise<void>;
   setup?(storageFactory: StorageFactory): SetupResult | Promise<SetupResult> | void | Promise<void>;
+  /**
+   * A new version is about to be committed: its script has run. Not called
+   * when a reload fails, so nothing opened here is left waiting.
+   */
   beforeReload?(): void | Promise<void>;
   reload?(
     bindings: Context,
