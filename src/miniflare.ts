@@ -6,12 +6,11 @@ import { MiniflareCore, type MiniflareCoreContext } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
-import type { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
+import type { KVNamespace } from "./plugins/kv/index.js";
 import type {
   DurableObjectId,
   DurableObjectNamespace,
   DurableObjectStorage,
-  DurableObjectsPlugin,
 } from "./plugins/durable-objects/index.js";
 import { PLUGINS, type Plugins } from "./plugins.js";
 
@@ -35,7 +34,7 @@ export type MiniflareOptions = Options<Plugins> & {
  * console.log(await res.text()); // hello
  * await mf.dispose();
  */
-export class Miniflare extends MiniflareCore {
+export class Miniflare extends MiniflareCore<Plugins> {
   /**
    * @param host @internal The time and timers alarms fire by (tests inject a
    * fake pair; users never pass this)
@@ -85,7 +84,7 @@ export class Miniflare extends MiniflareCore {
    * outside it (tests, scripts). Usable outside requests.
    */
   async getKVNamespace(namespace: string): Promise<KVNamespace> {
-    const plugin = (await this.getPlugins()).KVPlugin as unknown as KVPlugin;
+    const plugin = (await this.getPlugins()).KVPlugin;
     return plugin.getNamespace(this.getPluginStorage("KVPlugin"), namespace);
   }
 
@@ -94,13 +93,13 @@ export class Miniflare extends MiniflareCore {
    * have a non-standard `storage()` method returning the object's storage.
    */
   async getDurableObjectNamespace(objectName: string): Promise<DurableObjectNamespace> {
-    const plugin = (await this.getPlugins()).DurableObjectsPlugin as unknown as DurableObjectsPlugin;
+    const plugin = (await this.getPlugins()).DurableObjectsPlugin;
     return plugin.getNamespace(this.getPluginStorage("DurableObjectsPlugin"), objectName, true);
   }
 
   /** The storage of the object with `id`, without constructing the object */
   async getDurableObjectStorage(id: DurableObjectId): Promise<DurableObjectStorage> {
-    const plugin = (await this.getPlugins()).DurableObjectsPlugin as unknown as DurableObjectsPlugin;
+    const plugin = (await this.getPlugins()).DurableObjectsPlugin;
     return plugin.getStorage(this.getPluginStorage("DurableObjectsPlugin"), id);
   }
 }

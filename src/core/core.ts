@@ -1,65 +1,32 @@
 import path from "node:path";
-import { Compatibility } from "../shared/compat.js";
 import {
   RequestContext,
   usageModelExternalSubrequestLimit,
 } from "../shared/context.js";
-import { addAll, type Clock, formatSize, type Timers } from "../shared/data.js";
+import type { Clock, Timers } from "../shared/data.js";
 import { TypedEventTarget } from "../shared/event.js";
 import { Mutex } from "../shared/sync/mutex.js";
 import type { Log } from "../shared/log.js";
-import {
-  type MiniflareCoreMount,
-  type Plugin,
-  type PluginContext,
-  type PluginSignatures,
-  type SetupResult,
-  logOptions,
-} from "../shared/plugin.js";
-import type {
-  AdditionalModules,
-  Context,
-  ScriptBlueprint,
-  ScriptRunner,
-  ScriptRunnerResult,
-} from "../shared/runner.js";
+import { HostRegistry } from "../shared/registry.js";
+import type { Context, ScriptRunner } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
-import type { WranglerConfig } from "../shared/wrangler.js";
 import { PluginStorageFactory, VariedStorageFactory } from "../storage/factory.js";
-import {
-  _kLoopHeader,
-  Request,
-  type Response,
-  ServiceWorkerGlobalScope,
-  kAddModuleFetchListener,
-  kAddModuleScheduledListener,
-  kAddModuleQueueListener,
-  kDispatchFetch,
-  kDispatchScheduled,
-  kDispose,
-  withImmutableHeaders,
-  withEnumerableGetters,
-  withStringFormDataFiles,
-} from "../standards/index.js";
-import type { CorePlugin } from "../plugins/core/plugin.js";
-import {
-  type PluginEntries,
-  type SplitOptions,
-  getPluginEntries,
-  optionsEqual,
-  splitPluginOptions,
-  unsupportedOptionKeys,
-  unsupportedWranglerSections,
-  splitWranglerConfig,
-  throwNoScriptError,
-} from "./options.js";
+import { _kLoopHeader, Request, type Response, kDispatchFetch } from "../standards/index.js";
+import { type PluginEntries, getPluginEntries } from "./options.js";
 import { Watcher } from "./watch.js";
-import { readWranglerConfig, unknownMiniflareKeys } from "./wrangler.js";
+import {
+  type CorePluginSignatures,
+  type PluginInstances,
+  type PreparedWorker,
+  Worker,
+} from "./worker.js";
 
+export type { CorePluginSignatures, PluginInstances } from "./worker.js";
 
-const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
 // After a build, its rewrite of the script isn't a change of its own
 const IGNORE_SCRIPT_CHANGES_AFTER_BUILD = 1000; /* ms */
+/** The worker given by the top-level options (mounts will add named ones) */
+const DEFAULT_WORKER = "";
 
 function pathsToString(paths: Iterable<string>): string {
   return [...paths].map((p) => path.relative("", p)).sort().join(", ");
@@ -92,40 +59,35 @@ export class ReloadEvent<Plugins> extends Event {
   }
 }
 
-type PluginInstances = Record<string, Plugin> & { CorePlugin: CorePlugin };
-type CoreEventMap = { reload: ReloadEvent<PluginInstances> };
+type CoreEventMap<Plugins extends CorePluginSignatures> = {
+  reload: ReloadEvent<PluginInstances<Plugins>>;
+};
 
 /**
- * The engine: turns options (API over wrangler.toml) into plugin instances,
- * runs their hooks, builds a fresh global scope and runs the script on every
- * reload, and dispatches events to it.
+ * The host: owns the storage, the reload mutex, the file watcher, the
+ * registry of state shared by its workers (Durable Objects) and its workers
+ * by name, and keeps Miniflare 2's public API. Each worker (worker.ts) owns
+ * its options, plugins, compatibility and global scope. A reload prepares
+ * every worker, then commits them all.
  */
-export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
+export class MiniflareCore<
+  Plugins extends CorePluginSignatures = CorePluginSignatures,
+> extends TypedEventTarget<CoreEventMap<Plugins>> {
   readonly #plugins: PluginEntries;
   readonly #ctx: MiniflareCoreContext;
-  readonly #sharedCache = new Map<string, unknown>();
+  readonly #registry = new HostRegistry();
   readonly #storageFactory: StorageFactory;
   /** Only a factory made here is disposed here (a given one may be shared) */
   readonly #ownsStorageFactory: boolean;
   readonly #pluginStorages = new Map<string, PluginStorageFactory>();
-  #previousSetOptions: Context;
-  #overrides: SplitOptions;
-  #previousOptions?: SplitOptions;
-  #compat?: Compatibility;
-  #previousRootPath?: string;
-  #previousUsageModel?: string;
-  #previousGlobalAsyncIO?: boolean;
-  #previousFetchMock?: unknown;
-  #instances?: PluginInstances;
-  #wranglerConfigPath?: string;
-  #beforeSetupWatch = new Map<string, Set<string>>();
-  #setupWatch = new Map<string, Set<string>>();
-  #setupResults = new Map<string, SetupResult>();
+  /**
+   * Workers by name: only the default one for now. Mounts will add theirs,
+   * and a router (route patterns to worker names) will pick the one a
+   * request goes to; until then every request goes to the default worker.
+   */
+  readonly #workers = new Map<string, Worker<Plugins>>();
   #reloaded = false;
   #watchPaths = new Set<string>();
-  #globalScope?: ServiceWorkerGlobalScope;
-  #bindings?: Context;
-  #moduleExports?: Context;
   #initPromise: Promise<void>;
   // Reloads run one at a time
   readonly #mutex = new Mutex();
@@ -134,306 +96,92 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   #watcher?: Watcher;
   #ignoreScriptChanges = false;
   #ignoreScriptChangesTimeout?: NodeJS.Timeout;
+  /** Warnings given already: each is given once per instance, not at every reload */
+  readonly #warned = new Set<string>();
 
-  constructor(plugins: PluginSignatures, ctx: MiniflareCoreContext, options: Context = {}) {
+  constructor(plugins: Plugins, ctx: MiniflareCoreContext, options: Context = {}) {
     super();
     this.#plugins = getPluginEntries(plugins);
     this.#ctx = ctx;
     this.#ownsStorageFactory = ctx.storageFactory === undefined;
     this.#storageFactory = ctx.storageFactory ?? new VariedStorageFactory();
-    this.#previousSetOptions = options;
-    this.#overrides = splitPluginOptions(this.#plugins, options);
-    this.#warnUnsupported(unsupportedOptionKeys(this.#plugins, options), "Option");
+    this.#workers.set(DEFAULT_WORKER, new Worker<Plugins>(this.#workerHost(), this.#plugins, options));
     this.#initPromise = this.#init().then(() => this.#reload());
     // Errors surface on the first awaited call; don't also report them as
     // unhandled if the caller never awaits anything
     this.#initPromise.catch(() => {});
   }
 
+  #workerHost() {
+    const ctx = this.#ctx;
+    return {
+      log: ctx.log,
+      registry: this.#registry,
+      scriptRunner: ctx.scriptRunner,
+      scriptRequired: ctx.scriptRequired,
+      scriptRunForModuleExports: ctx.scriptRunForModuleExports,
+      clock: ctx.clock,
+      timers: ctx.timers,
+      getPluginStorage: (name: string) => this.getPluginStorage(name),
+      warnOnce: (message: string) => this.#warnOnce(message),
+    };
+  }
+
   get log(): Log {
     return this.#ctx.log;
   }
 
-  /** Warnings given already: each is given once per instance, not at every reload */
-  #warned = new Set<string>();
   #warnOnce(message: string): void {
     if (this.#warned.has(message)) return;
     this.#warned.add(message);
     this.#ctx.log.warn(message);
   }
 
-  /** Miniflare 2 options of features not built yet are ignored, but never silently */
-  #warnUnsupported(names: string[], what: string): void {
-    for (const name of names) this.#warnOnce(`${what} "${name}" is not supported yet, and is ignored`);
-  }
-
-  /** Keys in wrangler.toml's [miniflare] that nothing reads (typos, mostly) are ignored, but never silently */
-  #warnUnknownKeys(config: WranglerConfig): void {
-    for (const { table, key, suggestion } of unknownMiniflareKeys(config)) {
-      const hint = suggestion === undefined ? "" : `\nDid you mean "${suggestion}"?`;
-      this.#warnOnce(`wrangler.toml ${table} key "${key}" is unknown, and is ignored${hint}`);
-    }
-  }
-
-  async #loadOptions(): Promise<{ options: SplitOptions; rootPath: string }> {
-    let options = this.#overrides;
-    const core = options.CorePlugin;
-    const rootPath = path.resolve(core.rootPath ?? process.cwd());
-    const configOption = core.wranglerConfigPath;
-    const configPath = configOption === true ? "wrangler.toml" : configOption;
-    this.#wranglerConfigPath = undefined;
-    if (configPath) {
-      const resolved = path.resolve(rootPath, configPath);
-      this.#wranglerConfigPath = resolved;
-      try {
-        const config = await readWranglerConfig(resolved, core.wranglerConfigEnv);
-        this.#warnUnsupported(unsupportedWranglerSections(this.#plugins, config), "wrangler.toml section");
-        this.#warnUnknownKeys(config);
-        options = splitWranglerConfig(
-          this.#plugins,
-          this.#overrides,
-          config,
-          path.dirname(resolved),
-          this.#ctx.log
-        );
-      } catch (e: any) {
-        // A missing default wrangler.toml is fine, an explicit one isn't
-        if (!(e.code === "ENOENT" && configOption === true)) throw e;
-      }
-    }
-    // Some options need modules (Durable Objects): on unless said otherwise
-    if (options.CorePlugin.modules === undefined) {
-      for (const [name, plugin] of this.#plugins) {
-        if (plugin.impliesModules?.(options[name])) {
-          options = { ...options, CorePlugin: { ...options.CorePlugin, modules: true } };
-          break;
-        }
-      }
-    }
-    return { options, rootPath };
+  get #worker(): Worker<Plugins> {
+    return this.#workers.get(DEFAULT_WORKER)!;
   }
 
   async #init(reloadAll = false): Promise<void> {
-    const log = this.#ctx.log;
-    log.debug("Initialising worker...");
-    const previous = this.#previousOptions;
-    const { options, rootPath } = await this.#loadOptions();
-    const core = options.CorePlugin;
-    this.#watching ??= core.watch ?? false;
-
-    // Anything plugins receive in their context changing re-creates them all
-    let ctxUpdate =
-      (this.#previousRootPath !== undefined && this.#previousRootPath !== rootPath) ||
-      this.#previousUsageModel !== core.usageModel ||
-      this.#previousGlobalAsyncIO !== core.globalAsyncIO ||
-      this.#previousFetchMock !== core.fetchMock ||
-      reloadAll;
-    this.#previousRootPath = rootPath;
-    this.#previousUsageModel = core.usageModel;
-    this.#previousGlobalAsyncIO = core.globalAsyncIO;
-    this.#previousFetchMock = core.fetchMock;
-    if (this.#compat) {
-      if (this.#compat.update(core.compatibilityDate, core.compatibilityFlags)) {
-        ctxUpdate = true;
-      }
-    } else {
-      this.#compat = new Compatibility(core.compatibilityDate, core.compatibilityFlags);
-    }
-
-    const ctx: PluginContext = {
-      log,
-      compat: this.#compat,
-      rootPath,
-      usageModel: core.usageModel,
-      globalAsyncIO: core.globalAsyncIO,
-      fetchMock: core.fetchMock,
-      clock: this.#ctx.clock,
-      timers: this.#ctx.timers,
-      sharedCache: this.#sharedCache,
-    };
-
-    logOptions(this.#plugins, log, options);
-    const enabled = this.#compat.enabled;
-    log.debug(`Enabled Compatibility Flags:${enabled.length === 0 ? " <none>" : ""}`);
-    for (const flag of enabled) log.debug(`- ${flag}`);
-
-    const instances = (this.#instances ??= {} as PluginInstances);
-    const unchanged = (name: string) =>
-      previous !== undefined && !ctxUpdate && optionsEqual(previous[name], options[name]);
-
-    let ranBeforeSetup = false;
-    for (const [name, plugin] of this.#plugins) {
-      if (unchanged(name)) continue;
-      const existing = instances[name];
-      if (existing?.dispose) {
-        log.verbose(`- dispose(${name})`);
-        await existing.dispose();
-      }
-      instances[name] = new plugin(ctx, options[name]);
-      if (await this.#runBeforeSetup(name)) ranBeforeSetup = true;
-    }
-    for (const [name] of this.#plugins) {
-      // A build may have rewritten the script, so re-read it
-      const rebuilt = ranBeforeSetup && this.#setupResults.get(name)?.script;
-      if (unchanged(name) && !rebuilt) continue;
-      await this.#runSetup(name);
-    }
-    this.#previousOptions = options;
-
-    if (
-      (this.#ctx.scriptRequired ?? true) &&
-      !this.#setupResults.get("CorePlugin")?.script
-    ) {
-      throwNoScriptError(core.modules);
-    }
+    for (const worker of this.#workers.values()) await worker.init(reloadAll);
+    this.#watching ??= this.#worker.watch ?? false;
   }
 
-  async #runBeforeSetup(name: string): Promise<boolean> {
-    const instance = this.#instances![name];
-    if (!instance.beforeSetup) return false;
-    this.#ctx.log.verbose(`- beforeSetup(${name})`);
-    const result = await instance.beforeSetup();
-    this.#recordWatch(this.#beforeSetupWatch, name, result?.watch);
-    return true;
-  }
-
-  async #runSetup(name: string): Promise<boolean> {
-    const instance = this.#instances![name];
-    if (!instance.setup) return false;
-    this.#ctx.log.verbose(`- setup(${name})`);
-    const result = await instance.setup(this.getPluginStorage(name));
-    this.#recordWatch(this.#setupWatch, name, result?.watch);
-    this.#setupResults.set(name, result ?? {});
-    return true;
-  }
-
-  #recordWatch(data: Map<string, Set<string>>, name: string, watch?: string[]): void {
-    if (watch) data.set(name, new Set(watch.map((p) => path.resolve(p))));
-    else data.delete(name);
-  }
-
+  /**
+   * Prepares every worker (runs its script into a scope nothing sees yet),
+   * then commits them all; if any fails, aborts those prepared and the
+   * previous set keeps serving, whole: scopes, plugins' state and Durable
+   * Objects. Nothing is told a reload is coming before every script ran.
+   */
   async #reload(dispatchReloadEvent = true): Promise<void> {
-    const log = this.#ctx.log;
-    log.debug("Reloading worker...");
-    const instances = this.#instances!;
+    const prepared = await this.#prepare();
+    for (const worker of prepared.keys()) await worker.beforeReload();
+    // Objects of the previous version are dropped: the new one builds its own
+    this.#registry.reset();
+    for (const [worker, next] of prepared) await worker.commit(next);
 
-    for (const [name] of this.#plugins) {
-      const instance = instances[name];
-      if (instance.beforeReload) {
-        log.verbose(`- beforeReload(${name})`);
-        await instance.beforeReload();
-      }
-    }
-    this.#sharedCache.clear();
-
-    const globals: Context = {};
-    const bindings: Context = {};
-    const additionalModules: AdditionalModules = {};
-    const watchPaths = new Set<string>();
-    if (this.#wranglerConfigPath) watchPaths.add(this.#wranglerConfigPath);
-    let script: ScriptBlueprint | undefined;
-    let requiresModuleExports = false;
-    const additionalEntries: string[] = [];
-    for (const [name] of this.#plugins) {
-      const result = this.#setupResults.get(name);
-      Object.assign(globals, result?.globals);
-      Object.assign(bindings, result?.bindings);
-      Object.assign(additionalModules, result?.additionalModules);
-      if (result?.script) {
-        if (script) throw new TypeError("Multiple plugins returned a script");
-        script = result.script;
-      }
-      if (result?.requiresModuleExports) requiresModuleExports = true;
-      for (const entry of result?.additionalEntries ?? []) {
-        if (!additionalEntries.includes(entry)) additionalEntries.push(entry);
-      }
-      addAll(watchPaths, this.#beforeSetupWatch.get(name) ?? []);
-      addAll(watchPaths, this.#setupWatch.get(name) ?? []);
-    }
-
-    const { modules, processedModuleRules, logUnhandledRejections } = instances.CorePlugin;
-    const globalScope = new ServiceWorkerGlobalScope(
-      log,
-      globals,
-      bindings,
-      modules,
-      logUnhandledRejections
-    );
-    let moduleExports: Context = {};
-    let result: ScriptRunnerResult | undefined;
-    const runScript =
-      script &&
-      (!this.#ctx.scriptRunForModuleExports || (modules && requiresModuleExports));
-    if (runScript) {
-      if (!this.#ctx.scriptRunner) {
-        throw new TypeError("Running scripts requires a script runner");
-      }
-      log.verbose("Running script...");
-      try {
-        result = await this.#ctx.scriptRunner.run(
-          globalScope,
-          script!,
-          modules ? processedModuleRules : undefined,
-          additionalModules,
-          this.#compat,
-          modules ? additionalEntries : undefined
-        );
-      } catch (e) {
-        globalScope[kDispose]();
-        throw e;
-      }
-      addAll(watchPaths, result.watch ?? []);
-      moduleExports = result.exports ?? {};
-      this.#addModuleHandlers(globalScope, result.exports);
-    }
-
-    // Swap only now, so requests arriving while the script ran (or after it
-    // failed) still reach the previous worker
-    this.#globalScope?.[kDispose]();
-    this.#globalScope = globalScope;
-    this.#bindings = bindings;
-    this.#moduleExports = moduleExports;
-
-    // Workers by name, for service bindings (mounts will add theirs)
-    const mounts = new Map<string, MiniflareCoreMount>();
-    // Module files run for their exports are found by path
-    for (const [filePath, exports] of result?.additionalExports ?? []) {
-      mounts.set(filePath, { moduleExports: exports });
-    }
-    for (const [pluginName] of this.#plugins) {
-      const instance = instances[pluginName];
-      if (instance.reload) {
-        log.verbose(`- reload(${pluginName})`);
-        await instance.reload(bindings, moduleExports, mounts);
-      }
-    }
-
+    const worker = this.#worker;
     if (dispatchReloadEvent) {
-      this.dispatchEvent(
-        new ReloadEvent("reload", { plugins: instances, initial: !this.#reloaded })
-      );
+      this.dispatchEvent(new ReloadEvent("reload", { plugins: worker.plugins, initial: !this.#reloaded }));
     }
     this.#reloaded = true;
-    if (result) {
-      const size = result.bundleSize;
-      log.info(`Worker reloaded!${size !== undefined ? ` (${formatSize(size)})` : ""}`);
-      if (size !== undefined && size > MAX_BUNDLE_SIZE) {
-        log.warn(
-          "Worker's uncompressed size exceeds the 1MiB limit! Note that your worker will be compressed during upload so you may still be able to deploy it."
-        );
-      }
+    const watchPaths = new Set<string>();
+    for (const [worker, next] of prepared) {
+      worker.announce(next);
+      for (const watchPath of next.watchPaths) watchPaths.add(watchPath);
     }
     this.#updateWatcher(watchPaths);
   }
 
-  #addModuleHandlers(globalScope: ServiceWorkerGlobalScope, exports?: Context): void {
-    const defaults = exports?.default;
-    const fetch = defaults?.fetch?.bind(defaults);
-    if (fetch) globalScope[kAddModuleFetchListener](fetch);
-    const scheduled = defaults?.scheduled?.bind(defaults);
-    if (scheduled) globalScope[kAddModuleScheduledListener](scheduled);
-    const queue = defaults?.queue?.bind(defaults);
-    if (queue) globalScope[kAddModuleQueueListener](queue);
+  async #prepare(): Promise<Map<Worker<Plugins>, PreparedWorker>> {
+    const prepared = new Map<Worker<Plugins>, PreparedWorker>();
+    try {
+      for (const worker of this.#workers.values()) prepared.set(worker, await worker.prepare());
+    } catch (e) {
+      // (the worker that failed threw its own new scope away)
+      for (const [worker, next] of prepared) worker.abort(next);
+      throw e;
+    }
+    return prepared;
   }
 
   /** Every file the current worker depends on */
@@ -465,32 +213,15 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   #onFileChanged(changed: string): void {
     const log = this.#ctx.log;
     log.debug(`${path.relative("", changed)} changed...`);
-    if (this.#ignoreScriptChanges && this.#scriptPaths().has(changed)) {
+    const worker = this.#worker;
+    if (this.#ignoreScriptChanges && worker.scriptPaths().has(changed)) {
       // A build just rewrote the script: its own reload covers it
       log.verbose("Ignoring script change after build...");
       return;
     }
     const reloading = this.#mutex.runWith(async () => {
-      if (changed === this.#wranglerConfigPath) await this.#init();
-      let ranBeforeSetup = false;
-      for (const [name] of this.#plugins) {
-        if (this.#beforeSetupWatch.get(name)?.has(changed)) {
-          await this.#runBeforeSetup(name);
-          ranBeforeSetup = true;
-          this.#ignoreScriptChanges = true;
-          clearTimeout(this.#ignoreScriptChangesTimeout);
-          this.#ignoreScriptChangesTimeout = setTimeout(
-            () => (this.#ignoreScriptChanges = false),
-            IGNORE_SCRIPT_CHANGES_AFTER_BUILD
-          );
-        }
-        if (this.#setupWatch.get(name)?.has(changed)) await this.#runSetup(name);
-      }
-      if (ranBeforeSetup) {
-        for (const [name] of this.#plugins) {
-          if (this.#setupResults.get(name)?.script) await this.#runSetup(name);
-        }
-      }
+      if (changed === worker.wranglerConfigPath) await this.#init();
+      await worker.rerunFor(changed, () => this.#ignoreScriptChangesFor(IGNORE_SCRIPT_CHANGES_AFTER_BUILD));
       // Only reload once the queue of changes has drained
       if (!this.#mutex.hasWaiting) await this.#reload();
     });
@@ -504,12 +235,10 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     });
   }
 
-  #scriptPaths(): Set<string> {
-    const paths = new Set<string>();
-    for (const result of this.#setupResults.values()) {
-      if (result.script) paths.add(path.resolve(result.script.filePath));
-    }
-    return paths;
+  #ignoreScriptChangesFor(ms: number): void {
+    this.#ignoreScriptChanges = true;
+    clearTimeout(this.#ignoreScriptChangesTimeout);
+    this.#ignoreScriptChangesTimeout = setTimeout(() => (this.#ignoreScriptChanges = false), ms);
   }
 
   /** Re-creates every plugin, re-reading every file, and reloads */
@@ -525,10 +254,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
   async setOptions(options: Context, dispatchReloadEvent = true): Promise<void> {
     await this.#initPromise;
     await this.#mutex.runWith(async () => {
-      options = { ...this.#previousSetOptions, ...options };
-      this.#previousSetOptions = options;
-      this.#overrides = splitPluginOptions(this.#plugins, options);
-      this.#warnUnsupported(unsupportedOptionKeys(this.#plugins, options), "Option");
+      this.#worker.setOptions(options);
       await this.#init();
       await this.#reload(dispatchReloadEvent);
     });
@@ -544,31 +270,32 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     return storage;
   }
 
-  async getPlugins(): Promise<PluginInstances> {
+  /** The default worker's plugin instances, by name */
+  async getPlugins(): Promise<PluginInstances<Plugins>> {
     await this.#initPromise;
-    return this.#instances!;
+    return this.#worker.plugins;
   }
 
   async getGlobalScope(): Promise<Context> {
     await this.#initPromise;
-    return this.#globalScope!;
+    return this.#worker.globalScope!;
   }
 
   async getBindings(): Promise<Context> {
     await this.#initPromise;
-    return this.#bindings!;
+    return this.#worker.bindings!;
   }
 
   async getModuleExports(): Promise<Context> {
     await this.#initPromise;
-    return this.#moduleExports!;
+    return this.#worker.moduleExports!;
   }
 
   async dispatchFetch(input: RequestInfo | URL | Request, init?: RequestInit): Promise<Response> {
     await this.#initPromise;
     let request =
       input instanceof Request && init === undefined ? input : new Request(input as any, init as any);
-    const { upstreamURL, usageModel } = this.#instances!.CorePlugin;
+    const { upstreamURL, usageModel } = this.#worker.plugins.CorePlugin;
     if (upstreamURL && !request.url.startsWith(upstreamURL.toString())) {
       // Resolve the path and query relative to the upstream's path
       const url = new URL(request.url);
@@ -589,14 +316,7 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
 
   async [kDispatchFetch](request: Request, proxy = false): Promise<Response> {
     await this.#initPromise;
-    if (!this.#compat!.isEnabled("formdata_parser_supports_files")) {
-      request = withStringFormDataFiles(request);
-    }
-    if (!this.#compat!.isEnabled("workers_api_getters_setters_on_prototype")) {
-      request = withEnumerableGetters(request);
-    }
-    request = withImmutableHeaders(request);
-    return this.#globalScope![kDispatchFetch](request, proxy);
+    return this.#worker.dispatchFetch(request, proxy);
   }
 
   async dispatchScheduled<WaitUntil extends any[] = unknown[]>(
@@ -604,27 +324,20 @@ export class MiniflareCore extends TypedEventTarget<CoreEventMap> {
     cron?: string
   ): Promise<WaitUntil> {
     await this.#initPromise;
-    const { usageModel } = this.#instances!.CorePlugin;
-    const globalScope = this.#globalScope!;
+    const worker = this.#worker;
+    const { usageModel } = worker.plugins.CorePlugin;
     const context = new RequestContext({
       externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
     });
-    return context.runWith(() => globalScope[kDispatchScheduled](scheduledTime, cron)) as Promise<WaitUntil>;
+    return context.runWith(() => worker.dispatchScheduled(scheduledTime, cron)) as Promise<WaitUntil>;
   }
 
   async dispose(): Promise<void> {
     // Dispose even if initialisation failed, so nothing is left running
     await this.#initPromise.catch(() => {});
     await this.#mutex.runWith(async () => {
-      for (const [name] of this.#plugins) {
-        const instance = this.#instances?.[name];
-        if (instance?.dispose) {
-          this.#ctx.log.verbose(`- dispose(${name})`);
-          await instance.dispose();
-        }
-      }
-      this.#globalScope?.[kDispose]();
-      this.#sharedCache.clear();
+      for (const worker of this.#workers.values()) await worker.dispose();
+      this.#registry.reset();
       this.#watcher?.dispose();
       this.#watcher = undefined;
       // Closes connections (Redis); in-memory data goes with the instance

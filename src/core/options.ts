@@ -1,3 +1,4 @@
+import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { dim } from "kleur/colors";
 import type { Log } from "../shared/log.js";
@@ -7,6 +8,7 @@ import type { WranglerConfig } from "../shared/wrangler.js";
 import { BindingsPlugin } from "../plugins/bindings/plugin.js";
 import { CorePlugin } from "../plugins/core/plugin.js";
 import { MiniflareCoreError } from "../plugins/core/errors.js";
+import { readWranglerConfig, unknownMiniflareKeys } from "./wrangler.js";
 
 export type PluginEntries = [name: string, plugin: PluginSignature][];
 /** Options split by plugin name: `{ CorePlugin: {...}, KVPlugin: {...} }` */
@@ -155,4 +157,65 @@ export function throwNoScriptError(modules?: boolean): never {
   }
   lines.push("");
   throw new MiniflareCoreError("ERR_NO_SCRIPT", lines.join("\n"));
+}
+
+export interface LoadOptionsHooks {
+  log: Log;
+  /** Logs a warning once per host */
+  warnOnce(message: string): void;
+  /** Told the absolute wrangler.toml path (or undefined) before it's read */
+  onConfigPath(configPath: string | undefined): void;
+}
+
+/**
+ * One worker's options: `overrides` (API or CLI) over its wrangler.toml, if
+ * any, with `modules` turned on when a plugin's options need it
+ */
+export async function loadOptions(
+  plugins: PluginEntries,
+  overrides: SplitOptions,
+  hooks: LoadOptionsHooks
+): Promise<{ options: SplitOptions; rootPath: string }> {
+  let options = overrides;
+  const core = options.CorePlugin;
+  const rootPath = path.resolve(core.rootPath ?? process.cwd());
+  const configOption = core.wranglerConfigPath;
+  const configPath = configOption === true ? "wrangler.toml" : configOption;
+  hooks.onConfigPath(undefined);
+  if (configPath) {
+    const resolved = path.resolve(rootPath, configPath);
+    hooks.onConfigPath(resolved);
+    try {
+      const config = await readWranglerConfig(resolved, core.wranglerConfigEnv);
+      warnUnsupportedConfig(plugins, config, hooks);
+      options = splitWranglerConfig(plugins, overrides, config, path.dirname(resolved), hooks.log);
+    } catch (e: any) {
+      // A missing default wrangler.toml is fine, an explicit one isn't
+      if (!(e.code === "ENOENT" && configOption === true)) throw e;
+    }
+  }
+  // Some options need modules (Durable Objects): on unless said otherwise
+  if (options.CorePlugin.modules === undefined) {
+    for (const [name, plugin] of plugins) {
+      if (plugin.impliesModules?.(options[name])) {
+        options = { ...options, CorePlugin: { ...options.CorePlugin, modules: true } };
+        break;
+      }
+    }
+  }
+  return { options, rootPath };
+}
+
+/**
+ * Sections of features not built yet, and keys in [miniflare] that nothing
+ * reads (typos, mostly), are ignored, but never silently
+ */
+function warnUnsupportedConfig(plugins: PluginEntries, config: WranglerConfig, hooks: LoadOptionsHooks): void {
+  for (const section of unsupportedWranglerSections(plugins, config)) {
+    hooks.warnOnce(`wrangler.toml section "${section}" is not supported yet, and is ignored`);
+  }
+  for (const { table, key, suggestion } of unknownMiniflareKeys(config)) {
+    const hint = suggestion === undefined ? "" : `\nDid you mean "${suggestion}"?`;
+    hooks.warnOnce(`wrangler.toml ${table} key "${key}" is unknown, and is ignored${hint}`);
+  }
 }

@@ -5,7 +5,7 @@ import { prefixError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { Response as ResponseClass, type Response, _getBodyLength, logResponse } from "../standards/index.js";
 import { _takeBodyText } from "../standards/http.js";
-import { DEFAULT_REQUEST_BODY_LIMIT, type HTTPPlugin } from "./plugin.js";
+import { DEFAULT_REQUEST_BODY_LIMIT, type HTTPPluginSignatures } from "./plugin.js";
 import { RequestBodyTooLargeError, convertNodeRequest, isLoopback } from "./request.js";
 
 // Describe the connection to the worker or upstream, not to this client
@@ -161,13 +161,16 @@ async function plainError(error: any, _req: http.IncomingMessage, showStack: boo
 }
 
 /** A Node request listener that dispatches to the worker */
-export function createRequestListener(mf: MiniflareCore, hooks: ListenerHooks = {}): http.RequestListener {
+export function createRequestListener(
+  mf: MiniflareCore<HTTPPluginSignatures>,
+  hooks: ListenerHooks = {}
+): http.RequestListener {
   const renderError = hooks.renderError ?? plainError;
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const start = process.hrtime();
     const plugins = await mf.getPlugins();
     const { CorePlugin } = plugins;
-    const HTTP = plugins.HTTPPlugin as unknown as HTTPPlugin | undefined;
+    const HTTP = plugins.HTTPPlugin;
     const startCpu = CorePlugin.inaccurateCpu ? process.cpuUsage() : undefined;
     let method = req.method ?? "GET";
     const path = req.url ?? "/";

@@ -1,3 +1,4 @@
+import type { CorePluginSignatures } from "../core/core.js";
 import fs from "node:fs/promises";
 import type http from "node:http";
 import os from "node:os";
@@ -95,6 +96,9 @@ async function valueOrFile(value?: string, filePath?: string, binary = false): P
   if (filePath === undefined) return undefined;
   return binary ? fs.readFile(filePath) : fs.readFile(filePath, "utf8");
 }
+
+/** Plugins of a host the HTTP server can serve: HTTPPlugin is optional */
+export type HTTPPluginSignatures = CorePluginSignatures & { HTTPPlugin?: typeof HTTPPlugin };
 
 export class HTTPPlugin extends Plugin<HTTPOptions> implements HTTPOptions {
   @Option({

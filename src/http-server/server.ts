@@ -12,6 +12,7 @@ import {
   DEFAULT_PORT,
   DEFAULT_REQUEST_BODY_LIMIT,
   type HTTPPlugin,
+  type HTTPPluginSignatures,
   getAccessibleHosts,
 } from "./plugin.js";
 import { closeWorkerWebSockets, handleWorkerUpgrade } from "./websocket.js";
@@ -46,13 +47,13 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
   );
 }
 
-async function httpPlugin(mf: MiniflareCore): Promise<HTTPPlugin | undefined> {
-  return (await mf.getPlugins()).HTTPPlugin as unknown as HTTPPlugin | undefined;
+async function httpPlugin(mf: MiniflareCore<HTTPPluginSignatures>): Promise<HTTPPlugin | undefined> {
+  return (await mf.getPlugins()).HTTPPlugin;
 }
 
 /** An HTTP(S) server for `mf`, not yet listening */
 export async function createServer(
-  mf: MiniflareCore,
+  mf: MiniflareCore<HTTPPluginSignatures>,
   options: ServerOptions = {}
 ): Promise<http.Server | https.Server> {
   const plugin = await httpPlugin(mf);
@@ -167,7 +168,7 @@ export async function createServer(
  * The URL `--open` opens: the `open` option's, or the server's own (on the
  * port `server` listens on, if given: the `port` option may be 0)
  */
-export async function getOpenURL(mf: MiniflareCore, server?: http.Server): Promise<string | undefined> {
+export async function getOpenURL(mf: MiniflareCore<HTTPPluginSignatures>, server?: http.Server): Promise<string | undefined> {
   const plugin = await httpPlugin(mf);
   const open = plugin?.open;
   if (!open) return undefined;
@@ -182,7 +183,7 @@ export async function getOpenURL(mf: MiniflareCore, server?: http.Server): Promi
 
 /** Starts the server on the HTTPPlugin's host and port */
 export async function startServer(
-  mf: MiniflareCore,
+  mf: MiniflareCore<HTTPPluginSignatures>,
   options?: ServerOptions
 ): Promise<http.Server | https.Server> {
   const server = await createServer(mf, options);

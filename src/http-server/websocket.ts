@@ -28,7 +28,7 @@ import {
   coupleWebSocket,
 } from "../standards/websocket.js";
 import { safeLog, writeResponse } from "./listener.js";
-import type { HTTPPlugin } from "./plugin.js";
+import type { HTTPPlugin, HTTPPluginSignatures } from "./plugin.js";
 import { convertNodeRequest, isLoopback } from "./request.js";
 
 export { coupleWebSocket };
@@ -55,7 +55,7 @@ interface UpgradeServer {
 }
 
 // One `ws` server per Miniflare instance, made on its first upgrade
-const upgradeServers = new WeakMap<MiniflareCore, UpgradeServer>();
+const upgradeServers = new WeakMap<MiniflareCore<HTTPPluginSignatures>, UpgradeServer>();
 
 function closeEach(wss: WebSocketServer, code: number, reason: string): void {
   for (const ws of wss.clients) {
@@ -67,7 +67,7 @@ function closeEach(wss: WebSocketServer, code: number, reason: string): void {
   }
 }
 
-function upgradeServerFor(mf: MiniflareCore): UpgradeServer {
+function upgradeServerFor(mf: MiniflareCore<HTTPPluginSignatures>): UpgradeServer {
   let server = upgradeServers.get(mf);
   if (server !== undefined) return server;
   const wss = new WebSocketServer({
@@ -97,7 +97,7 @@ function upgradeServerFor(mf: MiniflareCore): UpgradeServer {
  * Closes every connection the server coupled to `mf`'s worker, e.g. when
  * the server shuts down (1001 "Going Away" by default)
  */
-export function closeWorkerWebSockets(mf: MiniflareCore, code = 1001, reason = "Going Away"): void {
+export function closeWorkerWebSockets(mf: MiniflareCore<HTTPPluginSignatures>, code = 1001, reason = "Going Away"): void {
   const server = upgradeServers.get(mf);
   if (server !== undefined) closeEach(server.wss, code, reason);
 }
@@ -116,7 +116,7 @@ function writeRaw(socket: Duplex, status: number, body = ""): void {
 
 /** Writes a worker's (non-upgrading) response on an upgrade request's socket */
 async function writeOnSocket(
-  mf: MiniflareCore,
+  mf: MiniflareCore<HTTPPluginSignatures>,
   req: http.IncomingMessage,
   socket: Duplex,
   response: Response
@@ -139,7 +139,7 @@ async function writeOnSocket(
   }
 }
 
-function logError(mf: MiniflareCore, error: unknown): Promise<void> {
+function logError(mf: MiniflareCore<HTTPPluginSignatures>, error: unknown): Promise<void> {
   return safeLog(mf.log, () => mf.log.error(error as Error));
 }
 
@@ -149,13 +149,13 @@ interface UpgradeResult {
 }
 
 async function dispatchUpgrade(
-  mf: MiniflareCore,
+  mf: MiniflareCore<HTTPPluginSignatures>,
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer
 ): Promise<UpgradeResult> {
   const plugins = await mf.getPlugins();
-  const HTTP = plugins.HTTPPlugin as unknown as HTTPPlugin | undefined;
+  const HTTP = plugins.HTTPPlugin;
   const meta = await HTTP?.getRequestMeta(req);
   // The parser has let go of an upgrade request: a body would never end
   if (!req.complete && req.method !== "GET" && req.method !== "HEAD") req.push(null);
@@ -224,7 +224,7 @@ async function dispatchUpgrade(
  * comment). Never throws, and leaves no rejection unhandled.
  */
 export async function handleWorkerUpgrade(
-  mf: MiniflareCore,
+  mf: MiniflareCore<HTTPPluginSignatures>,
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer

@@ -3,6 +3,7 @@ import type { Compatibility } from "./compat.js";
 import type { UsageModel } from "./context.js";
 import { type Clock, type Timers, titleCase } from "./data.js";
 import type { Log } from "./log.js";
+import type { HostRegistry } from "./registry.js";
 import type { AdditionalModules, Context, ScriptBlueprint } from "./runner.js";
 import type { StorageFactory } from "./storage.js";
 import type { WranglerConfig } from "./wrangler.js";
@@ -67,8 +68,11 @@ export interface PluginContext {
   clock?: Clock;
   /** Timers firing by `clock`'s time (default: Node's) */
   timers?: Timers;
-  /** Shared between every plugin (and mount) of one Miniflare instance */
-  sharedCache: Map<string, unknown>;
+  /**
+   * State the host keeps for every plugin (and mount) of one Miniflare
+   * instance across reloads, by typed keys its owners declare
+   */
+  registry: HostRegistry;
 }
 
 export interface BeforeSetupResult {
@@ -120,6 +124,10 @@ export abstract class Plugin<Options extends Context = Context> {
 
   beforeSetup?(): BeforeSetupResult | Promise<BeforeSetupResult> | void | Promise<void>;
   setup?(storageFactory: StorageFactory): SetupResult | Promise<SetupResult> | void | Promise<void>;
+  /**
+   * A new version is about to be committed: its script has run. Not called
+   * when a reload fails, so nothing opened here is left waiting.
+   */
   beforeReload?(): void | Promise<void>;
   reload?(
     bindings: Context,

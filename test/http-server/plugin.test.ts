@@ -26,6 +26,7 @@ import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { flushTurns, until } from "../helpers/sync.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
+import { HostRegistry } from "../../src/shared/registry.js";
 
 const DAY = 86_400_000;
 const CF_WARNING = "Unable to fetch the `Request.cf` object! Falling back to a default placeholder...";
@@ -33,7 +34,7 @@ const GENERATING = "Generating new self-signed certificate...";
 const CF_UPDATED = "Updated `Request.cf` object cache!";
 
 function pluginContext(log = new TestLog()): PluginContext {
-  return { log, compat: new Compatibility(), rootPath: process.cwd(), sharedCache: new Map() };
+  return { log, compat: new Compatibility(), rootPath: process.cwd(), registry: new HostRegistry() };
 }
 
 function plugin(

@@ -16,6 +16,7 @@ import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { flushTurns, until, within } from "../helpers/sync.js";
 import { useTmp } from "../helpers/tmp.js";
+import { HostRegistry } from "../../src/shared/registry.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -210,7 +211,7 @@ test("getOpenURL: the open option's URL, or the server's", async (t) => {
 async function generateCert(dir: string): Promise<{ key: string; cert: string }> {
   const log = new TestLog();
   const plugin = new HTTPPlugin(
-    { log, compat: new Compatibility(), rootPath: dir, sharedCache: new Map() },
+    { log, compat: new Compatibility(), rootPath: dir, registry: new HostRegistry() },
     { https: dir },
     { cfFetch: false }
   );

@@ -29,7 +29,7 @@ async function text(mf: Miniflare, url = "http://localhost/", init?: RequestInit
 }
 
 async function doPlugin(mf: Miniflare): Promise<DurableObjectsPlugin> {
-  return (await mf.getPlugins()).DurableObjectsPlugin as unknown as DurableObjectsPlugin;
+  return (await mf.getPlugins()).DurableObjectsPlugin;
 }
 
 /** Ids of the objects of `binding` constructed since the last reload */

@@ -135,7 +135,9 @@ test("Miniflare: options: reload() re-creates every plugin and re-reads files", 
   });
   await mf.reload();
   const after = await mf.getPlugins();
-  for (const name of Object.keys(before)) assert.notEqual(after[name], before[name], name);
+  for (const name of Object.keys(before) as (keyof typeof before)[]) {
+    assert.notEqual(after[name], before[name], name);
+  }
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "v2:two");
 });
 

@@ -12,13 +12,14 @@ import {
   type PluginSignature,
 } from "../../src/shared/plugin.js";
 import { TestLog } from "../helpers/log.js";
+import { HostRegistry } from "../../src/shared/registry.js";
 
 function pluginContext(): PluginContext {
   return {
     log: new NoOpLog(),
     compat: new Compatibility(),
     rootPath: process.cwd(),
-    sharedCache: new Map(),
+    registry: new HostRegistry(),
   };
 }
 

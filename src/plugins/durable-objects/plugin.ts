@@ -25,6 +25,7 @@ import {
   kOnReset,
   kResetObject,
 } from "./namespace.js";
+import { DURABLE_OBJECTS, type DurableObjectRegistry, idFromObjectKey, objectKey } from "./registry.js";
 import { ALARM_KEY, DurableObjectStorage, JOURNAL_KEY, kAlarmExists } from "./storage.js";
 import { type Miniflare2Layout, migrateMiniflare2 } from "../../storage/migrate.js";
 import { durableObjectNamespaces } from "../../storage/miniflare2.js";
@@ -69,25 +70,11 @@ export const DURABLE_OBJECTS_MINIFLARE2_LAYOUT: Miniflare2Layout = {
 
 const redisURL = /^rediss?:\/\//;
 
-// Objects and their storage are kept in the context's shared cache, so there
-// is one of each per id across the whole instance (mounts included), and
-// they are dropped at every reload
-const STORAGE_PREFIX = "durable-objects:storage:";
 /** How long dispose() waits for writes still under way */
 const DISPOSE_WRITES_TIMEOUT = 10_000; /* ms */
-const STATE_PREFIX = "durable-objects:state:";
 // Production retries a failing alarm up to 6 times, from 2 seconds on, doubling
 const ALARM_RETRIES = 6;
 const ALARM_RETRY_BASE = 2_000;
-
-function objectKey(id: DurableObjectId): string {
-  return `${id[kObjectName]}:${id.toString()}`;
-}
-
-function idFromObjectKey(key: string): DurableObjectId {
-  const colon = key.lastIndexOf(":");
-  return new DurableObjectId(key.substring(0, colon), key.substring(colon + 1));
-}
 
 /** Whether a wrangler `script_name` is a module path rather than a mount's name */
 function isScriptPath(scriptName: string): boolean {
@@ -191,26 +178,32 @@ export class DurableObjectsPlugin
     return Object.keys(options?.durableObjects ?? {}).length > 0;
   }
 
+  /**
+   * The host's live objects and their storages: one of each per id across
+   * the whole host (mounts included), dropped when the host commits a reload
+   */
+  get #registry(): DurableObjectRegistry {
+    return this.ctx.registry.get(DURABLE_OBJECTS);
+  }
+
   /** The storage of the object with `id` (one per id, shared with the object) */
   getStorage(storage: StorageFactory, id: DurableObjectId): DurableObjectStorage {
     const key = objectKey(id);
-    const cacheKey = STORAGE_PREFIX + key;
-    const cache = this.ctx.sharedCache;
-    let objectStorage = cache.get(cacheKey) as DurableObjectStorage | undefined;
-    if (objectStorage !== undefined) return objectStorage;
+    const registry = this.#registry;
+    const existing = registry.getStorage(key);
+    if (existing !== undefined) return existing;
     const inner = storage.storage(key, this.#persist);
-    objectStorage = new DurableObjectStorage(inner, {
+    const objectStorage: DurableObjectStorage = new DurableObjectStorage(inner, {
       alarms: this.#alarmStore?.bridge(key),
       // Files can't write several keys atomically: journal those batches
       journal: inner.applyBatch === undefined,
       onWriteFailure: (error) => {
         // The object's memory may reflect writes that never landed: reset it
-        const state = cache.get(STATE_PREFIX + key) as DurableObjectState | undefined;
-        state?.[kResetObject](error);
-        if (cache.get(cacheKey) === objectStorage) cache.delete(cacheKey);
+        registry.getState(key)?.[kResetObject](error);
+        registry.deleteStorage(key, objectStorage);
       },
     });
-    cache.set(cacheKey, objectStorage);
+    registry.setStorage(key, objectStorage);
     return objectStorage;
   }
 
@@ -221,10 +214,9 @@ export class DurableObjectsPlugin
     }
     await this.#loaded;
     const key = objectKey(id);
-    const cacheKey = STATE_PREFIX + key;
-    const cache = this.ctx.sharedCache;
-    let state = cache.get(cacheKey) as DurableObjectState | undefined;
-    if (state !== undefined) return state;
+    const registry = this.#registry;
+    const existing = registry.getState(key);
+    if (existing !== undefined) return existing;
 
     const objectName = id[kObjectName];
     const constructor = this.#constructors.get(objectName);
@@ -233,19 +225,16 @@ export class DurableObjectsPlugin
     }
     // The object's own id has no name
     const objectStorage = this.getStorage(storage, id);
-    state = new DurableObjectState(new DurableObjectId(objectName, id.toString()), objectStorage);
-    const created = state;
-    state[kOnReset] = () => {
-      if (cache.get(cacheKey) === created) cache.delete(cacheKey);
-    };
-    cache.set(cacheKey, state);
+    const state = new DurableObjectState(new DurableObjectId(objectName, id.toString()), objectStorage);
+    state[kOnReset] = () => registry.deleteState(key, state);
+    registry.setState(key, state);
     try {
       const instance = new constructor(state, this.#bindings);
       state[kInstance] = instance;
       objectStorage[kAlarmExists] = typeof instance?.alarm === "function";
     } catch (e) {
       // Constructing again on the next request may succeed
-      cache.delete(cacheKey);
+      registry.deleteState(key);
       throw e;
     }
     return state;
@@ -270,13 +259,7 @@ export class DurableObjectsPlugin
 
   /** Ids of the objects of `objectName` constructed since the last reload */
   getObjects(_storage: StorageFactory, objectName: string): DurableObjectId[] {
-    const ids: DurableObjectId[] = [];
-    for (const cacheKey of this.ctx.sharedCache.keys()) {
-      if (!cacheKey.startsWith(STATE_PREFIX)) continue;
-      const id = idFromObjectKey(cacheKey.substring(STATE_PREFIX.length));
-      if (id[kObjectName] === objectName) ids.push(id);
-    }
-    return ids;
+    return this.#registry.ids(objectName);
   }
 
   /** Runs scheduled alarms now: all of them, or only those of `ids` */
@@ -420,9 +403,7 @@ export class DurableObjectsPlugin
     // Writes still under way land before the storage goes (and with it a
     // persist folder's lock): a failed one was reported to its request
     const storages: Promise<void>[] = [];
-    for (const [key, value] of this.ctx.sharedCache) {
-      if (key.startsWith(STORAGE_PREFIX)) storages.push((value as DurableObjectStorage).sync().catch(() => {}));
-    }
+    for (const storage of this.#registry.storages()) storages.push(storage.sync().catch(() => {}));
     // (bounded: a backend that never answers mustn't hold up exit)
     await Promise.race([Promise.all(storages), sleep(DISPOSE_WRITES_TIMEOUT, undefined, { ref: false })]);
   }

@@ -14,9 +14,10 @@ import { useTmp, writeFiles } from "../../helpers/tmp.js";
 import { ADD_WASM } from "../../helpers/wasm.js";
 import { readWranglerConfig } from "../../../src/core/wrangler.js";
 import { getPluginEntries, splitWranglerConfig, splitPluginOptions } from "../../../src/core/options.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function pluginContext(rootPath: string, log = new TestLog()): PluginContext {
-  return { log, compat: new Compatibility(), rootPath, sharedCache: new Map() };
+  return { log, compat: new Compatibility(), rootPath, registry: new HostRegistry() };
 }
 
 test("BindingsPlugin: parses options from wrangler config", async (t) => {

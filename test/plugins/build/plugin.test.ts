@@ -12,9 +12,10 @@ import type { WranglerConfig } from "../../../src/shared/wrangler.js";
 import { TestLog } from "../../helpers/log.js";
 import { useMiniflare } from "../../helpers/miniflare.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function createPlugin(rootPath: string, options: ConstructorParameters<typeof BuildPlugin>[1], log = new TestLog()) {
-  return new BuildPlugin({ log, compat: new Compatibility(), rootPath, sharedCache: new Map() }, options);
+  return new BuildPlugin({ log, compat: new Compatibility(), rootPath, registry: new HostRegistry() }, options);
 }
 
 const entries = getPluginEntries({ BuildPlugin });

@@ -12,12 +12,13 @@ import type { WranglerConfig } from "../../../src/shared/wrangler.js";
 import { TestLog } from "../../helpers/log.js";
 import { useMiniflare } from "../../helpers/miniflare.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function createPlugin(
   options: ConstructorParameters<typeof CorePlugin>[1],
   { rootPath = process.cwd(), compat = new Compatibility(), log = new TestLog() } = {}
 ) {
-  return new CorePlugin({ log, compat, rootPath, sharedCache: new Map() }, options);
+  return new CorePlugin({ log, compat, rootPath, registry: new HostRegistry() }, options);
 }
 
 const entries = getPluginEntries({ CorePlugin });

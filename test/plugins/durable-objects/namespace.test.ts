@@ -22,6 +22,7 @@ import { assertRejectsMiniflare } from "../../helpers/errors.js";
 import { TestLog } from "../../helpers/log.js";
 import { deferred, flushTurns, track } from "../../helpers/sync.js";
 import { DEPTH_MESSAGE, OBJ_SUFFIX, OBJ_TEST_ID, OBJ_UNICODE_ID } from "./helpers.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 const UNUSED_FACTORY = async (): Promise<DurableObjectState> => {
   throw new Error("no object should be constructed");
@@ -52,7 +53,7 @@ async function useObjects(
   { compat = new Compatibility() }: { compat?: Compatibility } = {}
 ): Promise<Harness> {
   const log = new TestLog();
-  const ctx: PluginContext = { log, compat, rootPath: process.cwd(), sharedCache: new Map() };
+  const ctx: PluginContext = { log, compat, rootPath: process.cwd(), registry: new HostRegistry() };
   const durableObjects = Object.fromEntries(Object.keys(classes).map((name) => [name, name]));
   const plugin = new DurableObjectsPlugin(ctx, { durableObjects });
   const inner = new VariedStorageFactory();

@@ -28,6 +28,7 @@ import { TestLog } from "../../helpers/log.js";
 import { startRedisServer } from "../../helpers/redis.js";
 import { deferred, flushTurns } from "../../helpers/sync.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 const entries = getPluginEntries({ DurableObjectsPlugin });
 function fromWrangler(config: WranglerConfig, overrides: DurableObjectsOptions = {}, configDir = "/project") {
@@ -63,7 +64,7 @@ async function startPlugin(
     log,
     compat: new Compatibility(),
     rootPath,
-    sharedCache: new Map(),
+    registry: new HostRegistry(),
     clock: clock.clock,
     timers: clock.timers,
   };
@@ -294,7 +295,7 @@ test("DurableObjectsPlugin: setup binds a namespace per object and needs module 
   const inner = new VariedStorageFactory();
   t.after(() => inner.dispose());
   const factory = new PluginStorageFactory(inner, "DurableObjectsPlugin");
-  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: tmp, sharedCache: new Map() };
+  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: tmp, registry: new HostRegistry() };
 
   const plugin = new DurableObjectsPlugin(ctx, {
     durableObjects: {
@@ -324,7 +325,7 @@ test("DurableObjectsPlugin: a class missing from the exports is ERR_CLASS_NOT_FO
   const inner = new VariedStorageFactory();
   t.after(() => inner.dispose());
   const factory = new PluginStorageFactory(inner, "DurableObjectsPlugin");
-  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), sharedCache: new Map() };
+  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), registry: new HostRegistry() };
 
   const plugin = new DurableObjectsPlugin(ctx, { durableObjects: { B: "X" } });
   t.after(() => plugin.dispose());
@@ -363,7 +364,7 @@ test("DurableObjectsPlugin: a scriptName that isn't mounted is ERR_SCRIPT_NOT_FO
   const inner = new VariedStorageFactory();
   t.after(() => inner.dispose());
   const factory = new PluginStorageFactory(inner, "DurableObjectsPlugin");
-  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), sharedCache: new Map() };
+  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), registry: new HostRegistry() };
   const plugin = new DurableObjectsPlugin(ctx, { durableObjects: { OBJECT: { className: "Object", scriptName: "api" } } });
   t.after(() => plugin.dispose());
   await plugin.setup(factory);
@@ -419,7 +420,7 @@ test("DurableObjectsPlugin: objects asked for before reload() wait for the class
   const inner = new VariedStorageFactory();
   t.after(() => inner.dispose());
   const factory = new PluginStorageFactory(inner, "DurableObjectsPlugin");
-  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), sharedCache: new Map() };
+  const ctx: PluginContext = { log: new TestLog(), compat: new Compatibility(), rootPath: process.cwd(), registry: new HostRegistry() };
   const plugin = new DurableObjectsPlugin(ctx, { durableObjects: { OBJ: "Obj" } });
   t.after(() => plugin.dispose());
   const env = (await plugin.setup(factory)).bindings as Record<string, DurableObjectNamespace>;

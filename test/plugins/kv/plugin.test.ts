@@ -17,9 +17,10 @@ import { namespaceDirectory, PluginStorageFactory, VariedStorageFactory } from "
 import { LOCK_FILE_NAME } from "../../../src/storage/lock.js";
 import { TestLog } from "../../helpers/log.js";
 import { useTmp, writeFiles } from "../../helpers/tmp.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function pluginContext(rootPath: string, extra: Partial<PluginContext> = {}): PluginContext {
-  return { log: new TestLog(), compat: new Compatibility(), rootPath, sharedCache: new Map(), ...extra };
+  return { log: new TestLog(), compat: new Compatibility(), rootPath, registry: new HostRegistry(), ...extra };
 }
 
 /** A storage factory as Miniflare gives KVPlugin, disposed after the test */

@@ -12,9 +12,10 @@ import { CloseEvent, MessageEvent, WebSocket, WebSocketPair } from "../../../src
 import { TestLog } from "../../helpers/log.js";
 import { useMiniflare } from "../../helpers/miniflare.js";
 import { useEchoServer, watchProcess } from "../../helpers/websocket.js";
+import { HostRegistry } from "../../../src/shared/registry.js";
 
 function pluginContext(extra: Partial<PluginContext> = {}): PluginContext {
-  return { log: new TestLog(), compat: new Compatibility(), rootPath: "/project", sharedCache: new Map(), ...extra };
+  return { log: new TestLog(), compat: new Compatibility(), rootPath: "/project", registry: new HostRegistry(), ...extra };
 }
 
 const entries = getPluginEntries({ WebSocketPlugin });
@@ -173,6 +174,27 @@ test("WebSocketPlugin: fetch to a ws:// URL follows the fetch_refuses_unknown_pr
   assert.match(log.logsAtLevel(LogLevel.WARN).join("\n"), /Worker passed an invalid URL to fetch\(\)/);
 });
 
+test("WebSocketPlugin: a reload whose script fails leaves fetched sockets open; the next good one closes them", async (t) => {
+  const server = await useEchoServer(t);
+  const mf = useMiniflare(t, {
+    modules: true,
+    bindings: { TARGET: `http://127.0.0.1:${server.port}/` },
+    script: FETCHING_WORKER,
+  });
+  assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "101 echo:from worker");
+  const plugin = (await mf.getPlugins()).WebSocketPlugin;
+  assert.equal(plugin.webSocketCount, 1);
+
+  await assert.rejects(mf.setOptions({ script: 'throw new Error("broken at load")' }), /broken at load/);
+  // The previous version still serves: its sockets stay open
+  assert.equal(plugin.webSocketCount, 1);
+
+  const closed = server.connections.map((ws) => once(ws, "close"));
+  await mf.setOptions({ script: FETCHING_WORKER });
+  for (const [code] of await Promise.all(closed)) assert.equal(code, 1012);
+  assert.equal(plugin.webSocketCount, 0);
+});
+
 test("WebSocketPlugin: reload closes fetched sockets with 1012 Service Restart", async (t) => {
   const escaped = watchProcess(t);
   const server = await useEchoServer(t);
@@ -184,7 +206,7 @@ test("WebSocketPlugin: reload closes fetched sockets with 1012 Service Restart",
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "101 echo:from worker");
   // Also one the worker never accepted
   assert.equal(await (await mf.dispatchFetch("http://localhost/?unaccepted")).text(), "101");
-  const plugin = (await mf.getPlugins()).WebSocketPlugin as WebSocketPlugin;
+  const plugin = (await mf.getPlugins()).WebSocketPlugin;
   assert.equal(plugin.webSocketCount, 2);
 
   const closed = server.connections.map((ws) => once(ws, "close"));

@@ -1,0 +1,329 @@
+// One worker of a host: its options, plugin instances, compatibility, root
+// path and global scope. The host (core.ts) decides when it reloads; a
+// reload is prepare() (run the script into a new global scope, which
+// nothing sees yet) then commit() (swap it in) or abort() (throw it away).
+import { Compatibility } from "../shared/compat.js";
+import { addAll, type Clock, formatSize, type Timers } from "../shared/data.js";
+import type { Log } from "../shared/log.js";
+import { type MiniflareCoreMount, type PluginContext, logOptions } from "../shared/plugin.js";
+import type { HostRegistry } from "../shared/registry.js";
+import type { Context, ScriptRunner, ScriptRunnerResult } from "../shared/runner.js";
+import type { StorageFactory } from "../shared/storage.js";
+import {
+  type Request,
+  type Response,
+  ServiceWorkerGlobalScope,
+  kAddModuleFetchListener,
+  kAddModuleQueueListener,
+  kAddModuleScheduledListener,
+  kDispatchFetch,
+  kDispatchScheduled,
+  kDispose,
+  withEnumerableGetters,
+  withImmutableHeaders,
+  withStringFormDataFiles,
+} from "../standards/index.js";
+import {
+  type PluginEntries,
+  type SplitOptions,
+  loadOptions,
+  optionsEqual,
+  splitPluginOptions,
+  throwNoScriptError,
+  unsupportedOptionKeys,
+} from "./options.js";
+import { type CorePluginSignatures, type PluginInstances, PluginSet } from "./plugin-set.js";
+
+export type { CorePluginSignatures, PluginInstances } from "./plugin-set.js";
+
+const MAX_BUNDLE_SIZE = 1024 * 1024; /* 1MiB */
+
+/** What a worker takes from its host */
+export interface WorkerHost {
+  readonly log: Log;
+  readonly registry: HostRegistry;
+  readonly scriptRunner?: ScriptRunner;
+  readonly scriptRequired?: boolean;
+  readonly scriptRunForModuleExports?: boolean;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+  getPluginStorage(name: string): StorageFactory;
+  /** Logs a warning once per host */
+  warnOnce(message: string): void;
+}
+
+/** A new version of a worker, run but not serving yet */
+export interface PreparedWorker {
+  readonly globalScope: ServiceWorkerGlobalScope;
+  readonly bindings: Context;
+  readonly moduleExports: Context;
+  readonly result?: ScriptRunnerResult;
+  readonly watchPaths: Set<string>;
+}
+
+/** What plugins receive in their context; any change re-creates them all */
+interface ContextKey {
+  rootPath: string;
+  usageModel?: string;
+  globalAsyncIO?: boolean;
+  fetchMock?: unknown;
+}
+
+function contextChanged(previous: ContextKey | undefined, next: ContextKey): boolean {
+  if (previous === undefined) return false;
+  return (
+    previous.rootPath !== next.rootPath ||
+    previous.usageModel !== next.usageModel ||
+    previous.globalAsyncIO !== next.globalAsyncIO ||
+    previous.fetchMock !== next.fetchMock
+  );
+}
+
+export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures> {
+  readonly #host: WorkerHost;
+  readonly #plugins: PluginEntries;
+  /** Options as given (API or CLI), merged over by each setOptions() */
+  #given: Context;
+  #overrides: SplitOptions;
+  #previousOptions?: SplitOptions;
+  #previousContext?: ContextKey;
+  #compat?: Compatibility;
+  #watch?: boolean;
+  readonly #pluginSet: PluginSet<Plugins>;
+  #wranglerConfigPath?: string;
+  #globalScope?: ServiceWorkerGlobalScope;
+  #bindings?: Context;
+  #moduleExports?: Context;
+
+  constructor(host: WorkerHost, plugins: PluginEntries, options: Context) {
+    this.#host = host;
+    this.#plugins = plugins;
+    this.#pluginSet = new PluginSet(plugins, host.log, (name) => host.getPluginStorage(name));
+    this.#given = options;
+    this.#overrides = this.#split(options);
+  }
+
+  #split(options: Context): SplitOptions {
+    for (const name of unsupportedOptionKeys(this.#plugins, options)) {
+      this.#host.warnOnce(`Option "${name}" is not supported yet, and is ignored`);
+    }
+    return splitPluginOptions(this.#plugins, options);
+  }
+
+  /** Merges `options` shallowly over the given ones; init() applies them */
+  setOptions(options: Context): void {
+    this.#given = { ...this.#given, ...options };
+    this.#overrides = this.#split(this.#given);
+  }
+
+  /** Plugin instances, once init() has run */
+  get plugins(): PluginInstances<Plugins> {
+    return this.#pluginSet.instances;
+  }
+
+  get compat(): Compatibility {
+    return this.#compat!;
+  }
+
+  get globalScope(): ServiceWorkerGlobalScope | undefined {
+    return this.#globalScope;
+  }
+
+  get bindings(): Context | undefined {
+    return this.#bindings;
+  }
+
+  get moduleExports(): Context | undefined {
+    return this.#moduleExports;
+  }
+
+  /** The `watch` option at the last init() */
+  get watch(): boolean | undefined {
+    return this.#watch;
+  }
+
+  get wranglerConfigPath(): string | undefined {
+    return this.#wranglerConfigPath;
+  }
+
+  /**
+   * Loads options (API over wrangler.toml), re-creates the plugins whose
+   * options changed (all of them with `reloadAll`) and runs their setups
+   */
+  async init(reloadAll = false): Promise<void> {
+    const log = this.#host.log;
+    log.debug("Initialising worker...");
+    const previous = this.#previousOptions;
+    const { options, rootPath } = await loadOptions(this.#plugins, this.#overrides, {
+      log,
+      warnOnce: (message) => this.#host.warnOnce(message),
+      // Known before the file is read, so a broken one is still watched
+      onConfigPath: (configPath) => (this.#wranglerConfigPath = configPath),
+    });
+    const core = options.CorePlugin;
+    this.#watch = core.watch;
+
+    const context: ContextKey = {
+      rootPath,
+      usageModel: core.usageModel,
+      globalAsyncIO: core.globalAsyncIO,
+      fetchMock: core.fetchMock,
+    };
+    let ctxUpdate = contextChanged(this.#previousContext, context) || reloadAll;
+    this.#previousContext = context;
+    if (this.#compat) {
+      if (this.#compat.update(core.compatibilityDate, core.compatibilityFlags)) ctxUpdate = true;
+    } else {
+      this.#compat = new Compatibility(core.compatibilityDate, core.compatibilityFlags);
+    }
+    const ctx: PluginContext = {
+      log,
+      compat: this.#compat,
+      rootPath,
+      usageModel: core.usageModel,
+      globalAsyncIO: core.globalAsyncIO,
+      fetchMock: core.fetchMock,
+      clock: this.#host.clock,
+      timers: this.#host.timers,
+      registry: this.#host.registry,
+    };
+
+    logOptions(this.#plugins, log, options);
+    const enabled = this.#compat.enabled;
+    log.debug(`Enabled Compatibility Flags:${enabled.length === 0 ? " <none>" : ""}`);
+    for (const flag of enabled) log.debug(`- ${flag}`);
+
+    const unchanged = (name: string) =>
+      previous !== undefined && !ctxUpdate && optionsEqual(previous[name], options[name]);
+    await this.#pluginSet.create(ctx, options, unchanged);
+    this.#previousOptions = options;
+
+    if ((this.#host.scriptRequired ?? true) && !this.#pluginSet.hasScript) {
+      throwNoScriptError(core.modules);
+    }
+  }
+
+  /** Re-runs the hooks of the plugins that read `changed` (see PluginSet) */
+  rerunFor(changed: string, onRebuilt: () => void): Promise<void> {
+    return this.#pluginSet.rerunFor(changed, onRebuilt);
+  }
+
+  /** Absolute paths of the scripts plugins gave */
+  scriptPaths(): Set<string> {
+    return this.#pluginSet.scriptPaths();
+  }
+
+  /** Tells every plugin a new version is about to be committed */
+  beforeReload(): Promise<void> {
+    return this.#pluginSet.beforeReload();
+  }
+
+  /**
+   * Runs the script into a new global scope, which serves nothing until
+   * commit(). If the script throws, the new scope is thrown away and the
+   * current one keeps serving.
+   */
+  async prepare(): Promise<PreparedWorker> {
+    this.#host.log.debug("Reloading worker...");
+    const merged = this.#pluginSet.merge(this.#wranglerConfigPath ? [this.#wranglerConfigPath] : []);
+    const { modules, processedModuleRules, logUnhandledRejections } = this.plugins.CorePlugin;
+    const globalScope = new ServiceWorkerGlobalScope(
+      this.#host.log,
+      merged.globals,
+      merged.bindings,
+      modules,
+      logUnhandledRejections
+    );
+    let moduleExports: Context = {};
+    let result: ScriptRunnerResult | undefined;
+    const runScript =
+      merged.script &&
+      (!this.#host.scriptRunForModuleExports || (modules && merged.requiresModuleExports));
+    if (runScript) {
+      if (!this.#host.scriptRunner) throw new TypeError("Running scripts requires a script runner");
+      this.#host.log.verbose("Running script...");
+      try {
+        result = await this.#host.scriptRunner.run(
+          globalScope,
+          merged.script!,
+          modules ? processedModuleRules : undefined,
+          merged.additionalModules,
+          this.#compat,
+          modules ? merged.additionalEntries : undefined
+        );
+      } catch (e) {
+        globalScope[kDispose]();
+        throw e;
+      }
+      addAll(merged.watchPaths, result.watch ?? []);
+      moduleExports = result.exports ?? {};
+      addModuleHandlers(globalScope, result.exports);
+    }
+    return { globalScope, bindings: merged.bindings, moduleExports, result, watchPaths: merged.watchPaths };
+  }
+
+  /** Makes `prepared` the version that serves, and hands it to the plugins */
+  async commit(prepared: PreparedWorker): Promise<void> {
+    this.#globalScope?.[kDispose]();
+    this.#globalScope = prepared.globalScope;
+    this.#bindings = prepared.bindings;
+    this.#moduleExports = prepared.moduleExports;
+
+    // Workers by name, for service bindings (mounts will add theirs)
+    const mounts = new Map<string, MiniflareCoreMount>();
+    // Module files run for their exports are found by path
+    for (const [filePath, exports] of prepared.result?.additionalExports ?? []) {
+      mounts.set(filePath, { moduleExports: exports });
+    }
+    await this.#pluginSet.reload(prepared.bindings, prepared.moduleExports, mounts);
+  }
+
+  /** Throws away a version that will never serve */
+  abort(prepared: PreparedWorker): void {
+    prepared.globalScope[kDispose]();
+  }
+
+  /** Logs that `prepared`, now committed, serves */
+  announce(prepared: PreparedWorker): void {
+    if (!prepared.result) return;
+    const log = this.#host.log;
+    const size = prepared.result.bundleSize;
+    log.info(`Worker reloaded!${size !== undefined ? ` (${formatSize(size)})` : ""}`);
+    if (size !== undefined && size > MAX_BUNDLE_SIZE) {
+      log.warn(
+        "Worker's uncompressed size exceeds the 1MiB limit! Note that your worker will be compressed during upload so you may still be able to deploy it."
+      );
+    }
+  }
+
+  dispatchFetch(request: Request, proxy: boolean): Promise<Response> {
+    const compat = this.#compat!;
+    if (!compat.isEnabled("formdata_parser_supports_files")) {
+      request = withStringFormDataFiles(request);
+    }
+    if (!compat.isEnabled("workers_api_getters_setters_on_prototype")) {
+      request = withEnumerableGetters(request);
+    }
+    request = withImmutableHeaders(request);
+    return this.#globalScope![kDispatchFetch](request, proxy);
+  }
+
+  dispatchScheduled(scheduledTime?: number, cron?: string): Promise<unknown[]> {
+    return this.#globalScope![kDispatchScheduled](scheduledTime, cron);
+  }
+
+  async dispose(): Promise<void> {
+    await this.#pluginSet.dispose();
+    this.#globalScope?.[kDispose]();
+  }
+}
+
+function addModuleHandlers(globalScope: ServiceWorkerGlobalScope, exports?: Context): void {
+  const defaults = exports?.default;
+  const fetch = defaults?.fetch?.bind(defaults);
+  if (fetch) globalScope[kAddModuleFetchListener](fetch);
+  const scheduled = defaults?.scheduled?.bind(defaults);
+  if (scheduled) globalScope[kAddModuleScheduledListener](scheduled);
+  const queue = defaults?.queue?.bind(defaults);
+  if (queue) globalScope[kAddModuleQueueListener](queue);
+}
