@@ -302,6 +302,9 @@ export class MiniflareCore<
       let pathQuery = url.pathname + url.search;
       if (pathQuery.startsWith("/")) pathQuery = pathQuery.substring(1);
       request = new Request(new URL(pathQuery, upstreamURL), request);
+      // The worker sees the request as the upstream would get it, Host
+      // included (Miniflare 2 kept the incoming one)
+      request.headers.set("host", upstreamURL.host);
     }
     const loop = request.headers.get(_kLoopHeader);
     const requestDepth = (loop === null ? 0 : parseInt(loop) || 0) + 1;

@@ -16,6 +16,27 @@ test("Miniflare: upstream: dispatched requests are rewritten to the upstream", a
   assert.deepEqual(server.requests, []);
 });
 
+test("Miniflare: upstream: the worker sees the upstream's URL and Host (the multiple-workers docs' example)", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    upstream: "https://example.com/api/",
+    script: `export default {
+      async fetch(request) {
+        return new Response("URL: " + request.url + " Host: " + request.headers.get("Host"));
+      }
+    }`,
+  });
+  const res = await mf.dispatchFetch("http://api.mf/todos/update/1", { headers: { Host: "api.mf" } });
+  assert.equal(await res.text(), "URL: https://example.com/api/todos/update/1 Host: example.com");
+  // Without a Host of its own too, and a port in the upstream is kept
+  const withPort = useMiniflare(t, {
+    modules: true,
+    upstream: "http://127.0.0.1:1234/",
+    script: `export default { fetch: (request) => new Response(request.headers.get("Host")) }`,
+  });
+  assert.equal(await (await withPort.dispatchFetch("http://localhost/")).text(), "127.0.0.1:1234");
+});
+
 test("Miniflare: upstream: passThroughOnException forwards the request to the upstream", async (t) => {
   const server = await useServer(t);
   const { mf } = useMiniflareWithHandler(
