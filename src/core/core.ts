@@ -6,13 +6,17 @@ import {
 import type { Clock, Timers } from "../shared/data.js";
 import { TypedEventTarget } from "../shared/event.js";
 import { Mutex } from "../shared/sync/mutex.js";
-import type { Log } from "../shared/log.js";
+import { Log } from "../shared/log.js";
 import { HostRegistry } from "../shared/registry.js";
 import type { Context, ScriptRunner } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
 import { PluginStorageFactory, VariedStorageFactory } from "../storage/factory.js";
 import { _kLoopHeader, Request, type Response, kDispatchFetch } from "../standards/index.js";
+import { MiniflareCoreError } from "../plugins/core/errors.js";
+import type { MiniflareCoreMount } from "../shared/plugin.js";
+import { Mount, type MountHost, checkMountName, inheritedMountOptions, mountWorkerOptions } from "./mounts.js";
 import { type PluginEntries, getPluginEntries } from "./options.js";
+import { Router } from "./router.js";
 import { Watcher } from "./watch.js";
 import {
   type CorePluginSignatures,
@@ -25,8 +29,15 @@ export type { CorePluginSignatures, PluginInstances } from "./worker.js";
 
 // After a build, its rewrite of the script isn't a change of its own
 const IGNORE_SCRIPT_CHANGES_AFTER_BUILD = 1000; /* ms */
-/** The worker given by the top-level options (mounts will add named ones) */
-const DEFAULT_WORKER = "";
+/** The parent: the worker given by the top-level options (mounts are named) */
+const PARENT = "";
+
+/** Which worker a request goes to, when there are mounts */
+interface Routing<Plugins extends CorePluginSignatures> {
+  readonly router: Router;
+  /** Router targets (mount names, and the parent's name) to workers */
+  readonly targets: ReadonlyMap<string, Worker<Plugins>>;
+}
 
 function pathsToString(paths: Iterable<string>): string {
   return [...paths].map((p) => path.relative("", p)).sort().join(", ");
@@ -80,12 +91,18 @@ export class MiniflareCore<
   /** Only a factory made here is disposed here (a given one may be shared) */
   readonly #ownsStorageFactory: boolean;
   readonly #pluginStorages = new Map<string, PluginStorageFactory>();
+  readonly #parent: Worker<Plugins>;
   /**
-   * Workers by name: only the default one for now. Mounts will add theirs,
-   * and a router (route patterns to worker names) will pick the one a
-   * request goes to; until then every request goes to the default worker.
+   * The workers serving, by name: the parent under "", then each mount.
+   * During a reload, `#next` holds the set being prepared (new mounts
+   * included, removed ones left out); a commit makes it `#workers`.
    */
-  readonly #workers = new Map<string, Worker<Plugins>>();
+  #workers = new Map<string, Worker<Plugins>>();
+  #next?: Map<string, Worker<Plugins>>;
+  /** Undefined without mounts, so plain dispatch never matches a route */
+  #routing?: Routing<Plugins>;
+  #nextRouting?: Routing<Plugins>;
+  readonly #mountHandles = new WeakMap<Worker<Plugins>, Mount<Plugins>>();
   #reloaded = false;
   #watchPaths = new Set<string>();
   #initPromise: Promise<void>;
@@ -105,21 +122,30 @@ export class MiniflareCore<
     this.#ctx = ctx;
     this.#ownsStorageFactory = ctx.storageFactory === undefined;
     this.#storageFactory = ctx.storageFactory ?? new VariedStorageFactory();
-    this.#workers.set(DEFAULT_WORKER, new Worker<Plugins>(this.#workerHost(), this.#plugins, options));
-    this.#initPromise = this.#init().then(() => this.#reload());
+    this.#parent = new Worker<Plugins>(this.#workerHost(), this.#plugins, options);
+    this.#workers.set(PARENT, this.#parent);
+    this.#initPromise = this.#initAndReload(false, true);
     // Errors surface on the first awaited call; don't also report them as
     // unhandled if the caller never awaits anything
     this.#initPromise.catch(() => {});
   }
 
-  #workerHost() {
+  /** What a worker takes from the host; a mount logs with its name */
+  #workerHost(mountName?: string) {
     const ctx = this.#ctx;
+    let log = ctx.log;
+    // As Miniflare 2: only a plain Log is given the suffix, so a custom one
+    // (tests' TestLog, a user's subclass) still gets every line
+    if (mountName !== undefined && Object.getPrototypeOf(log) === Log.prototype) {
+      log = new Log(log.level, { suffix: mountName });
+    }
     return {
-      log: ctx.log,
+      log,
       registry: this.#registry,
       scriptRunner: ctx.scriptRunner,
       scriptRequired: ctx.scriptRequired,
-      scriptRunForModuleExports: ctx.scriptRunForModuleExports,
+      // A mount always runs its script (Miniflare 2 did too)
+      scriptRunForModuleExports: mountName === undefined ? ctx.scriptRunForModuleExports : false,
       clock: ctx.clock,
       timers: ctx.timers,
       getPluginStorage: (name: string) => this.getPluginStorage(name),
@@ -137,13 +163,104 @@ export class MiniflareCore<
     this.#ctx.log.warn(message);
   }
 
-  get #worker(): Worker<Plugins> {
-    return this.#workers.get(DEFAULT_WORKER)!;
+  /**
+   * Initialises and reloads; if either fails, mounts created for this
+   * attempt are disposed and the previous workers keep serving
+   */
+  #initAndReload(reloadAll: boolean, dispatchReloadEvent: boolean): Promise<void> {
+    return this.#discardOnError(async () => {
+      await this.#init(reloadAll);
+      await this.#reload(dispatchReloadEvent);
+    });
   }
 
+  async #discardOnError(run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (e) {
+      const next = this.#next;
+      this.#next = undefined;
+      this.#nextRouting = undefined;
+      for (const [name, worker] of next ?? []) {
+        if (this.#workers.get(name) !== worker) await worker.dispose();
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Initialises the parent, then its mounts (updating the ones it had,
+   * creating new ones), into `#next`, and works out their routes. Mounts no
+   * longer listed are left out; the commit disposes them.
+   */
   async #init(reloadAll = false): Promise<void> {
-    for (const worker of this.#workers.values()) await worker.init(reloadAll);
-    this.#watching ??= this.#worker.watch ?? false;
+    const parent = this.#parent;
+    await parent.init(reloadAll);
+    this.#watching ??= parent.watch ?? false;
+    const next = new Map<string, Worker<Plugins>>([[PARENT, parent]]);
+    this.#next = next;
+    const mounts = parent.plugins.CorePlugin.mounts;
+    if (mounts !== undefined) {
+      const inherited = inheritedMountOptions(parent, this.#watching);
+      for (const [name, raw] of Object.entries(mounts)) {
+        await this.#initMount(next, name, mountWorkerOptions(name, raw, inherited), reloadAll);
+      }
+    }
+    // A parent with mounts needs no script of its own
+    if (next.size === 1) parent.requireScript();
+    this.#nextRouting = this.#route(next);
+  }
+
+  async #initMount(
+    next: Map<string, Worker<Plugins>>,
+    name: string,
+    options: Context,
+    reloadAll: boolean
+  ): Promise<void> {
+    const log = this.#ctx.log;
+    const existing = this.#workers.get(name);
+    if (existing !== undefined) {
+      log.verbose(`Updating mount "${name}"...`);
+      next.set(name, existing);
+      existing.setOptions(options);
+      await existing.init(reloadAll);
+      existing.requireScript();
+      return;
+    }
+    log.debug(`Mounting "${name}"...`);
+    const worker = new Worker<Plugins>(this.#workerHost(name), this.#plugins, options);
+    // In `next` before init, so a failure disposes it
+    next.set(name, worker);
+    try {
+      await worker.init();
+      worker.requireScript();
+    } catch (e) {
+      throw new MiniflareCoreError("ERR_MOUNT", `Error mounting "${name}"`, e as Error);
+    }
+  }
+
+  /** Checks the mounts' names and builds the router for `next` */
+  #route(next: Map<string, Worker<Plugins>>): Routing<Plugins> | undefined {
+    const allRoutes = new Map<string, readonly string[]>();
+    const targets = new Map<string, Worker<Plugins>>();
+    const parentCore = this.#parent.plugins.CorePlugin;
+    if (parentCore.name !== undefined && parentCore.routes) allRoutes.set(parentCore.name, parentCore.routes);
+    for (const [name, worker] of next) {
+      if (name === PARENT) continue;
+      checkMountName(name, worker);
+      const routes = worker.plugins.CorePlugin.routes;
+      if (routes) allRoutes.set(name, routes);
+      targets.set(name, worker);
+    }
+    if (next.size === 1) return undefined;
+    // A match on the parent's own name is the parent
+    if (parentCore.name !== undefined) targets.set(parentCore.name, this.#parent);
+    const router = new Router();
+    router.update(allRoutes);
+    const log = this.#ctx.log;
+    log.debug(`Mount Routes:${router.routes.length === 0 ? " <none>" : ""}`);
+    router.routes.forEach((route, i) => log.debug(`${i + 1}. ${route.route} => ${route.target}`));
+    return { router, targets };
   }
 
   /**
@@ -153,13 +270,24 @@ export class MiniflareCore<
    * Objects. Nothing is told a reload is coming before every script ran.
    */
   async #reload(dispatchReloadEvent = true): Promise<void> {
-    const prepared = await this.#prepare();
+    const nextWorkers = this.#next ?? this.#workers;
+    const prepared = await this.#prepare(nextWorkers);
     for (const worker of prepared.keys()) await worker.beforeReload();
     // Objects of the previous version are dropped: the new one builds its own
     this.#registry.reset();
-    for (const [worker, next] of prepared) await worker.commit(next);
+    const named = this.#named(nextWorkers, prepared);
+    for (const [worker, next] of prepared) await worker.commit(next, named);
+    for (const [name, worker] of this.#workers) {
+      if (nextWorkers.get(name) === worker) continue;
+      this.#ctx.log.debug(`Unmounting "${name}"...`);
+      await worker.dispose();
+    }
+    if (this.#next !== undefined) this.#routing = this.#nextRouting;
+    this.#workers = nextWorkers;
+    this.#next = undefined;
+    this.#nextRouting = undefined;
 
-    const worker = this.#worker;
+    const worker = this.#parent;
     if (dispatchReloadEvent) {
       this.dispatchEvent(new ReloadEvent("reload", { plugins: worker.plugins, initial: !this.#reloaded }));
     }
@@ -172,16 +300,43 @@ export class MiniflareCore<
     this.#updateWatcher(watchPaths);
   }
 
-  async #prepare(): Promise<Map<Worker<Plugins>, PreparedWorker>> {
+  async #prepare(workers: Map<string, Worker<Plugins>>): Promise<Map<Worker<Plugins>, PreparedWorker>> {
     const prepared = new Map<Worker<Plugins>, PreparedWorker>();
-    try {
-      for (const worker of this.#workers.values()) prepared.set(worker, await worker.prepare());
-    } catch (e) {
-      // (the worker that failed threw its own new scope away)
-      for (const [worker, next] of prepared) worker.abort(next);
-      throw e;
+    for (const [name, worker] of workers) {
+      try {
+        prepared.set(worker, await worker.prepare());
+      } catch (e) {
+        // (the worker that failed threw its own new scope away)
+        for (const [worker, next] of prepared) worker.abort(next);
+        // A new mount whose script throws failed to mount
+        if (name !== PARENT && this.#workers.get(name) !== worker) {
+          throw new MiniflareCoreError("ERR_MOUNT", `Error mounting "${name}"`, e as Error);
+        }
+        throw e;
+      }
     }
     return prepared;
+  }
+
+  /**
+   * The workers by name, as plugins see them: the parent if it has a
+   * `name`, and every mount (Durable Objects' `script_name`, service bindings)
+   */
+  #named(
+    workers: Map<string, Worker<Plugins>>,
+    prepared: Map<Worker<Plugins>, PreparedWorker>
+  ): Map<string, MiniflareCoreMount> {
+    const named = new Map<string, MiniflareCoreMount>();
+    for (const [key, worker] of workers) {
+      const name = key === PARENT ? worker.plugins.CorePlugin.name : key;
+      if (name === undefined) continue;
+      named.set(name, {
+        moduleExports: prepared.get(worker)!.moduleExports,
+        dispatchFetch: (request) => worker.dispatchFetch(request, true),
+        usageModel: worker.plugins.CorePlugin.usageModel,
+      });
+    }
+    return named;
   }
 
   /** Every file the current worker depends on */
@@ -213,18 +368,22 @@ export class MiniflareCore<
   #onFileChanged(changed: string): void {
     const log = this.#ctx.log;
     log.debug(`${path.relative("", changed)} changed...`);
-    const worker = this.#worker;
-    if (this.#ignoreScriptChanges && worker.scriptPaths().has(changed)) {
+    const workers = [...this.#workers.values()];
+    if (this.#ignoreScriptChanges && workers.some((worker) => worker.scriptPaths().has(changed))) {
       // A build just rewrote the script: its own reload covers it
       log.verbose("Ignoring script change after build...");
       return;
     }
-    const reloading = this.#mutex.runWith(async () => {
-      if (changed === worker.wranglerConfigPath) await this.#init();
-      await worker.rerunFor(changed, () => this.#ignoreScriptChangesFor(IGNORE_SCRIPT_CHANGES_AFTER_BUILD));
-      // Only reload once the queue of changes has drained
-      if (!this.#mutex.hasWaiting) await this.#reload();
-    });
+    const reloading = this.#mutex.runWith(() =>
+      this.#discardOnError(async () => {
+        // A wrangler.toml (the parent's or a mount's) re-reads every option
+        if (workers.some((worker) => changed === worker.wranglerConfigPath)) await this.#init();
+        const onRebuilt = () => this.#ignoreScriptChangesFor(IGNORE_SCRIPT_CHANGES_AFTER_BUILD);
+        for (const worker of (this.#next ?? this.#workers).values()) await worker.rerunFor(changed, onRebuilt);
+        // Only reload once the queue of changes has drained
+        if (!this.#mutex.hasWaiting) await this.#reload();
+      })
+    );
     reloading.catch((error) => {
       try {
         log.error(error);
@@ -244,19 +403,15 @@ export class MiniflareCore<
   /** Re-creates every plugin, re-reading every file, and reloads */
   async reload(): Promise<void> {
     await this.#initPromise;
-    await this.#mutex.runWith(async () => {
-      await this.#init(true);
-      await this.#reload();
-    });
+    await this.#mutex.runWith(() => this.#initAndReload(true, true));
   }
 
   /** Merges `options` shallowly over the previous options and reloads */
   async setOptions(options: Context, dispatchReloadEvent = true): Promise<void> {
     await this.#initPromise;
     await this.#mutex.runWith(async () => {
-      this.#worker.setOptions(options);
-      await this.#init();
-      await this.#reload(dispatchReloadEvent);
+      this.#parent.setOptions(options);
+      await this.#initAndReload(false, dispatchReloadEvent);
     });
   }
 
@@ -270,32 +425,65 @@ export class MiniflareCore<
     return storage;
   }
 
-  /** The default worker's plugin instances, by name */
+  /** The parent worker's plugin instances, by name */
   async getPlugins(): Promise<PluginInstances<Plugins>> {
     await this.#initPromise;
-    return this.#worker.plugins;
+    return this.#parent.plugins;
   }
 
   async getGlobalScope(): Promise<Context> {
     await this.#initPromise;
-    return this.#worker.globalScope!;
+    return this.#parent.globalScope!;
   }
 
   async getBindings(): Promise<Context> {
     await this.#initPromise;
-    return this.#worker.bindings!;
+    return this.#parent.bindings!;
   }
 
   async getModuleExports(): Promise<Context> {
     await this.#initPromise;
-    return this.#worker.moduleExports!;
+    return this.#parent.moduleExports!;
   }
 
+  /** The mounted worker `name`, or undefined if there is none */
+  async getMount(name: string): Promise<Mount<Plugins> | undefined> {
+    await this.#initPromise;
+    const worker = name === PARENT ? undefined : this.#workers.get(name);
+    if (worker === undefined) return undefined;
+    let mount = this.#mountHandles.get(worker);
+    if (mount === undefined) {
+      mount = new Mount(this.#mountHost, worker);
+      this.#mountHandles.set(worker, mount);
+    }
+    return mount;
+  }
+
+  readonly #mountHost: MountHost = {
+    ready: () => this.#initPromise,
+    dispatchFetch: (worker: Worker<any>, input: RequestInfo | URL | Request, init?: RequestInit) =>
+      this.#dispatchFetch(worker, toRequest(input, init)),
+    dispatchScheduled: (worker: Worker<any>, scheduledTime?: number, cron?: string) =>
+      this.#dispatchScheduled(worker, scheduledTime, cron),
+  };
+
+  /** The worker whose route matches `url` most specifically, else the parent */
+  #match(url: string | URL): Worker<Plugins> {
+    const routing = this.#routing;
+    if (routing === undefined) return this.#parent;
+    const target = routing.router.match(typeof url === "string" ? new URL(url) : url);
+    return (target === null ? undefined : routing.targets.get(target)) ?? this.#parent;
+  }
+
+  /** Dispatches to the worker the request's URL routes to (the parent without mounts) */
   async dispatchFetch(input: RequestInfo | URL | Request, init?: RequestInit): Promise<Response> {
     await this.#initPromise;
-    let request =
-      input instanceof Request && init === undefined ? input : new Request(input as any, init as any);
-    const { upstreamURL, usageModel } = this.#worker.plugins.CorePlugin;
+    const request = toRequest(input, init);
+    return this.#dispatchFetch(this.#match(request.url), request);
+  }
+
+  #dispatchFetch(worker: Worker<Plugins>, request: Request): Promise<Response> {
+    const { upstreamURL, usageModel } = worker.plugins.CorePlugin;
     if (upstreamURL && !request.url.startsWith(upstreamURL.toString())) {
       // Resolve the path and query relative to the upstream's path
       const url = new URL(request.url);
@@ -314,32 +502,47 @@ export class MiniflareCore<
       pipelineDepth: 1,
       externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
     });
-    return context.runWith(() => this[kDispatchFetch](request, upstreamURL !== undefined));
+    const proxy = upstreamURL !== undefined;
+    return context.runWith(() => worker.dispatchFetch(request, proxy));
   }
 
   async [kDispatchFetch](request: Request, proxy = false): Promise<Response> {
     await this.#initPromise;
-    return this.#worker.dispatchFetch(request, proxy);
+    return this.#parent.dispatchFetch(request, proxy);
   }
 
+  /**
+   * Dispatches a scheduled event to the parent, or, given the `url` of a
+   * `/cdn-cgi/mf/scheduled` request, to the worker it routes to
+   */
   async dispatchScheduled<WaitUntil extends any[] = unknown[]>(
     scheduledTime?: number,
-    cron?: string
+    cron?: string,
+    url?: string | URL
   ): Promise<WaitUntil> {
     await this.#initPromise;
-    const worker = this.#worker;
+    const worker = url === undefined ? this.#parent : this.#match(url);
+    return this.#dispatchScheduled(worker, scheduledTime, cron) as Promise<WaitUntil>;
+  }
+
+  #dispatchScheduled(worker: Worker<Plugins>, scheduledTime?: number, cron?: string): Promise<unknown[]> {
     const { usageModel } = worker.plugins.CorePlugin;
     const context = new RequestContext({
       externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
     });
-    return context.runWith(() => worker.dispatchScheduled(scheduledTime, cron)) as Promise<WaitUntil>;
+    return context.runWith(() => worker.dispatchScheduled(scheduledTime, cron));
   }
 
   async dispose(): Promise<void> {
     // Dispose even if initialisation failed, so nothing is left running
     await this.#initPromise.catch(() => {});
     await this.#mutex.runWith(async () => {
-      for (const worker of this.#workers.values()) await worker.dispose();
+      for (const [name, worker] of this.#workers) {
+        if (name !== PARENT) this.#ctx.log.debug(`Unmounting "${name}"...`);
+        await worker.dispose();
+      }
+      this.#workers = new Map([[PARENT, this.#parent]]);
+      this.#routing = undefined;
       this.#registry.reset();
       this.#watcher?.dispose();
       this.#watcher = undefined;
@@ -349,4 +552,8 @@ export class MiniflareCore<
       clearTimeout(this.#ignoreScriptChangesTimeout);
     });
   }
+}
+
+function toRequest(input: RequestInfo | URL | Request, init?: RequestInit): Request {
+  return input instanceof Request && init === undefined ? input : new Request(input as any, init as any);
 }

@@ -50,9 +50,6 @@ export function splitPluginOptions(plugins: PluginEntries, options: Context): Sp
 
 /** Miniflare 2 options of features this package doesn't have yet */
 const NOT_YET_SUPPORTED = [
-  "name",
-  "routes",
-  "mounts",
   "crons",
   "cache",
   "cachePersist",
@@ -79,9 +76,6 @@ const NOT_YET_SUPPORTED_WRANGLER: [section: string, option: string, present: (co
   ["[miniflare] cache_persist", "cachePersist", (config) => config.miniflare?.cache_persist !== undefined],
   ["[miniflare] r2_persist", "r2Persist", (config) => config.miniflare?.r2_persist !== undefined],
   ["[miniflare] d1_persist", "d1Persist", (config) => config.miniflare?.d1_persist !== undefined],
-  ["[miniflare] mounts", "mounts", (config) => config.miniflare?.mounts !== undefined],
-  ["[miniflare] route", "routes", (config) => config.miniflare?.route !== undefined],
-  ["[miniflare] routes", "routes", (config) => config.miniflare?.routes !== undefined],
 ];
 
 function declaredOptions(plugins: PluginEntries): Set<string | symbol> {

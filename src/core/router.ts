@@ -18,7 +18,6 @@
 
 import { domainToUnicode } from "node:url";
 import { MiniflareError } from "../shared/errors.js";
-import type { WranglerRoute } from "../shared/wrangler.js";
 
 export type RouterErrorCode =
   | "ERR_QUERY_STRING" // a route has a query string ("example.com/?a=1")
@@ -216,30 +215,6 @@ export class Router {
   }
 }
 
-/** The fields of a wrangler.toml (or one of its `[env.*]`) that hold routes */
-export interface WranglerRoutesConfig {
-  route?: WranglerRoute;
-  routes?: WranglerRoute[];
-  miniflare?: { route?: WranglerRoute; routes?: WranglerRoute[] };
-}
-
-/** The pattern of a wrangler route: the string itself, or an object's `pattern` (zones are ignored) */
-export function routePattern(route: WranglerRoute): string {
-  return typeof route === "string" ? route : route.pattern;
-}
-
-/**
- * Route patterns of a (per-environment resolved) wrangler config, in
- * Miniflare 2's order: `route`, `routes`, `[miniflare] route`, `[miniflare]
- * routes`. `undefined` when there are none, so the option stays unset.
- */
-export function routesFromWrangler(config: WranglerRoutesConfig): string[] | undefined {
-  const routes: WranglerRoute[] = [];
-  const { route, routes: list, miniflare } = config;
-  // Truthiness, as Miniflare 2: an empty `route = ""` is skipped
-  if (route) routes.push(route);
-  if (list) routes.push(...list);
-  if (miniflare?.route) routes.push(miniflare.route);
-  if (miniflare?.routes) routes.push(...miniflare.routes);
-  return routes.length > 0 ? routes.map(routePattern) : undefined;
-}
+// Reading routes from wrangler.toml belongs to the option (CorePlugin), which
+// plugins/ may not import from core/: re-exported for the router's users
+export { type WranglerRoutesConfig, routePattern, routesFromWrangler } from "../plugins/core/routes.js";

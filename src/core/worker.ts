@@ -197,9 +197,20 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
       previous !== undefined && !ctxUpdate && optionsEqual(previous[name], options[name]);
     await this.#pluginSet.create(ctx, options, unchanged);
     this.#previousOptions = options;
+  }
 
+  /** The folder its paths resolve against, at the last init() */
+  get rootPath(): string | undefined {
+    return this.#previousContext?.rootPath;
+  }
+
+  /**
+   * Throws ERR_NO_SCRIPT if no plugin gave a script and the host requires
+   * one (the host asks only a worker that has no mounts)
+   */
+  requireScript(): void {
     if ((this.#host.scriptRequired ?? true) && !this.#pluginSet.hasScript) {
-      throwNoScriptError(core.modules);
+      throwNoScriptError(this.plugins.CorePlugin.modules);
     }
   }
 
@@ -262,15 +273,18 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
     return { globalScope, bindings: merged.bindings, moduleExports, result, watchPaths: merged.watchPaths };
   }
 
-  /** Makes `prepared` the version that serves, and hands it to the plugins */
-  async commit(prepared: PreparedWorker): Promise<void> {
+  /**
+   * Makes `prepared` the version that serves, and hands it to the plugins,
+   * with `named`: the host's workers by name (for Durable Objects'
+   * `script_name` and service bindings)
+   */
+  async commit(prepared: PreparedWorker, named: ReadonlyMap<string, MiniflareCoreMount>): Promise<void> {
     this.#globalScope?.[kDispose]();
     this.#globalScope = prepared.globalScope;
     this.#bindings = prepared.bindings;
     this.#moduleExports = prepared.moduleExports;
 
-    // Workers by name, for service bindings (mounts will add theirs)
-    const mounts = new Map<string, MiniflareCoreMount>();
+    const mounts = new Map<string, MiniflareCoreMount>(named);
     // Module files run for their exports are found by path
     for (const [filePath, exports] of prepared.result?.additionalExports ?? []) {
       mounts.set(filePath, { moduleExports: exports });

@@ -207,7 +207,8 @@ export function createRequestListener(
           method = "SCHD";
           const time = url.searchParams.get("time");
           const cron = url.searchParams.get("cron");
-          waitUntil = mf.dispatchScheduled(time === null ? undefined : parseInt(time), cron ?? undefined);
+          // Routed by URL, as fetches are
+          waitUntil = mf.dispatchScheduled(time === null ? undefined : parseInt(time), cron ?? undefined, url);
           // Answered once the handler and its waitUntil promises are done;
           // always 200, as in Miniflare 2: a failure is logged with the
           // request's log line

@@ -665,14 +665,12 @@ test("Miniflare: options of Miniflare 2 features not built yet are ignored with 
   const mf = useMiniflare(t, {
     log,
     script: 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
-    mounts: { api: "./api" },
     crons: ["* * * * *"],
     kvNamespaces: ["NS"],
   } as any);
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
   await mf.setOptions({ r2Buckets: ["BUCKET"] } as any);
   assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
-    'Option "mounts" is not supported yet, and is ignored',
     'Option "crons" is not supported yet, and is ignored',
     'Option "r2Buckets" is not supported yet, and is ignored',
   ]);
@@ -710,7 +708,6 @@ test("Miniflare: unknown keys in wrangler.toml's [miniflare] are ignored with a 
       kv_persists = true
       kvNamespaces = ["NS"]
       not_an_option = 1
-      mounts = { api = "./api" }
       [miniflare.https]
       passphase = "secret"
     `,
@@ -721,7 +718,6 @@ test("Miniflare: unknown keys in wrangler.toml's [miniflare] are ignored with a 
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
   await mf.reload();
   assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
-    'wrangler.toml section "[miniflare] mounts" is not supported yet, and is ignored',
     'wrangler.toml [miniflare] key "kv_persists" is unknown, and is ignored\nDid you mean "kv_persist"?',
     'wrangler.toml [miniflare] key "kvNamespaces" is unknown, and is ignored',
     'wrangler.toml [miniflare] key "not_an_option" is unknown, and is ignored',

@@ -62,6 +62,7 @@ import {
 } from "../../standards/index.js";
 import { base } from "../../standards/http-base.js";
 import { MiniflareCoreError } from "./errors.js";
+import { mountOptions, routesFromWrangler } from "./routes.js";
 import { URLPattern } from "./urlpattern.js";
 import { createWorkerWebAssembly } from "./wasm.js";
 
@@ -88,6 +89,9 @@ export interface CoreOptions {
   updateCheck?: boolean;
   repl?: boolean;
   rootPath?: string;
+  mounts?: Record<string, string | CoreOptions | Context>;
+  name?: string;
+  routes?: string[];
   logUnhandledRejections?: boolean;
   fetchMock?: unknown;
   globalAsyncIO?: boolean;
@@ -252,6 +256,33 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
   })
   rootPath?: string;
 
+  @Option({
+    type: OptionType.OBJECT,
+    typeFormat: "NAME=PATH[@ENV]",
+    description: "Run another worker, configured from a folder, beside this one",
+    fromEntries: (entries) => Object.fromEntries(entries.map(([name, pathEnv]) => [name, mountOptions(pathEnv)])),
+    fromWrangler: ({ miniflare }, configDir) =>
+      miniflare?.mounts &&
+      Object.fromEntries(
+        Object.entries(miniflare.mounts).map(([name, pathEnv]) => [name, mountOptions(pathEnv, configDir)])
+      ),
+  })
+  mounts?: Record<string, string | CoreOptions | Context>;
+
+  @Option({
+    type: OptionType.STRING,
+    description: "This worker's service name (mounts and routes refer to it)",
+    fromWrangler: ({ name }) => name,
+  })
+  name?: string;
+
+  @Option({
+    type: OptionType.ARRAY,
+    description: "Route whose requests this worker handles",
+    fromWrangler: (config) => routesFromWrangler(config),
+  })
+  routes?: string[];
+
   @Option({ type: OptionType.NONE })
   logUnhandledRejections?: boolean;
 
@@ -315,6 +346,10 @@ export class CorePlugin extends Plugin<CoreOptions> implements CoreOptions {
           `Invalid upstream URL: "${this.upstream}". Make sure you've included the protocol.`
         );
       }
+    }
+
+    if (this.mounts && Object.keys(this.mounts).length > 0) {
+      ctx.log.warn("Mounts are experimental. There may be breaking changes in the future.");
     }
 
     if (this.inaccurateCpu) {
