@@ -62,11 +62,17 @@ describe("miniflare --live-reload in Chromium", () => {
     await page.evaluate(() => ((window as any).marker = true));
 
     await fs.writeFile(path.join(tmp, "worker.js"), htmlWorker("Second, edited version"));
-    await page.waitForFunction(
-      () => document.getElementById("heading")?.textContent === "Second, edited version",
-      undefined,
-      { timeout: 10_000 }
-    );
+    try {
+      await page.waitForFunction(
+        () => document.getElementById("heading")?.textContent === "Second, edited version",
+        undefined,
+        { timeout: 20_000 }
+      );
+    } catch (e) {
+      // What the command saw and what the page shows say where it stopped
+      const heading = await page.locator("body").innerText().catch(() => "(unreadable)");
+      throw new Error(`The page didn't reload: it shows ${JSON.stringify(heading)}\nCommand output:\n${run.output()}`, { cause: e });
+    }
     // A real reload: the page's globals are gone
     assert.equal(await page.evaluate(() => (window as any).marker), undefined);
     assert.match(run.output(), /Worker reloaded!/);
