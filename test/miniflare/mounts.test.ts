@@ -38,6 +38,21 @@ test("Miniflare: mounts: routes pick the worker, the parent is the fallback", as
   assert.equal(await text(mf, "http://localhost/api"), "parent:/api");
 });
 
+test("Miniflare: mounts: a service binding naming a mount reaches that worker, whatever the URL", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: `export default {
+      async fetch(request, env) {
+        const res = await env.BACKEND.fetch("http://anything.example/from-parent");
+        return new Response("parent got " + (await res.text()));
+      }
+    }`,
+    serviceBindings: { BACKEND: "backend" },
+    mounts: { backend: { modules: true, script: respond("backend"), routes: ["backend.mf/*"] } },
+  });
+  assert.equal(await text(mf, "http://localhost/"), "parent got backend:/from-parent");
+});
+
 test("Miniflare: mounts: a named parent competes with its routes", async (t) => {
   const mf = useMiniflare(t, {
     modules: true,

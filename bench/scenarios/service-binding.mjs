@@ -1,0 +1,84 @@
+// Scenario: a worker calling a second worker through a service binding.
+// Child: a parent modules worker whose fetch handler returns
+// `env.BACKEND.fetch(request)`, and a mounted worker "backend" answering
+// "hello"; `warmup` then `requests` sequential dispatchFetch() calls, each
+// awaiting `.text()`. Both sides get the same Miniflare 2 options (mounts and
+// serviceBindings), so the figure is the cost of one in-process hop.
+import {
+  isMain, childArgs, loadMiniflare, HELLO_SCRIPT, HELLO_BODY, finish, runChild, percentile,
+} from "../lib/child.mjs";
+
+export const meta = {
+  name: "service-binding",
+  order: 25,
+  description:
+    "parent worker → service binding → mounted hello worker: `warmup` then `requests` " +
+    "sequential await (await mf.dispatchFetch(url)).text()",
+  runs: 7,
+  warmupRuns: 1,
+  timeoutMs: 120_000,
+  params: { requests: 2000, warmup: 200 },
+  metrics: [
+    {
+      key: "rps", label: "sequential dispatchFetch through a service binding", unit: "req/s",
+      better: "higher", target: { op: ">=", ratio: 2 },
+    },
+    { key: "p50_us", label: "latency p50", unit: "µs", better: "lower" },
+    { key: "p99_us", label: "latency p99", unit: "µs", better: "lower" },
+  ],
+};
+
+const PARENT_SCRIPT =
+  "export default { fetch(request, env) { return env.BACKEND.fetch(request) } }";
+
+export function serviceBindingOptions() {
+  return {
+    modules: true,
+    script: PARENT_SCRIPT,
+    serviceBindings: { BACKEND: "backend" },
+    mounts: { backend: { modules: true, script: HELLO_SCRIPT } },
+  };
+}
+
+async function main() {
+  const { modulePath, params } = childArgs(meta.params);
+  const { Miniflare, importMs } = await loadMiniflare(modulePath);
+  const mf = new Miniflare(serviceBindingOptions());
+  const url = "http://localhost/";
+
+  for (let i = 0; i < params.warmup; i++) {
+    const body = await (await mf.dispatchFetch(url)).text();
+    if (body !== HELLO_BODY) throw new Error(`unexpected response body: ${JSON.stringify(body)}`);
+  }
+
+  const n = params.requests;
+  const lat = new Float64Array(n);
+  let bad = 0;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const body = await (await mf.dispatchFetch(url)).text();
+    lat[i] = performance.now() - s;
+    if (body !== HELLO_BODY) bad++;
+  }
+  const totalMs = performance.now() - start;
+  if (bad) throw new Error(`${bad}/${n} responses had an unexpected body`);
+
+  const rss = process.memoryUsage().rss;
+  await mf.dispose();
+
+  lat.sort();
+  finish({
+    requests: n,
+    warmup: params.warmup,
+    total_ms: totalMs,
+    rps: n / (totalMs / 1000),
+    p50_us: percentile(lat, 50) * 1000,
+    p99_us: percentile(lat, 99) * 1000,
+    max_us: lat[n - 1] * 1000,
+    rss_mb: rss / 1048576,
+    import_ms: importMs,
+  });
+}
+
+if (isMain(import.meta.url)) await runChild(main);
