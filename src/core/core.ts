@@ -1,8 +1,4 @@
 import path from "node:path";
-import {
-  RequestContext,
-  usageModelExternalSubrequestLimit,
-} from "../shared/context.js";
 import type { Clock, Timers } from "../shared/data.js";
 import { TypedEventTarget } from "../shared/event.js";
 import { Mutex } from "../shared/sync/mutex.js";
@@ -11,13 +7,13 @@ import { HostRegistry } from "../shared/registry.js";
 import type { Context, ScriptRunner } from "../shared/runner.js";
 import type { StorageFactory } from "../shared/storage.js";
 import { PluginStorageFactory, VariedStorageFactory } from "../storage/factory.js";
-import { _kLoopHeader, Request, type Response, kDispatchFetch } from "../standards/index.js";
+import { Request, type Response, kDispatchFetch } from "../standards/index.js";
 import { MiniflareCoreError } from "../plugins/core/errors.js";
-import type { MiniflareCoreMount } from "../shared/plugin.js";
-import { Mount, type MountHost, checkMountName, inheritedMountOptions, mountWorkerOptions } from "./mounts.js";
+import { dispatchFetchTo, dispatchScheduledTo } from "./dispatch.js";
+import { Mount, type MountHost, PARENT, inheritedMountOptions, mountWorkerOptions, namedWorkers } from "./mounts.js";
 import { type PluginEntries, getPluginEntries } from "./options.js";
-import { Router } from "./router.js";
-import { Watcher } from "./watch.js";
+import { Routing, buildRouting } from "./routing.js";
+import { WatchedFiles } from "./watch.js";
 import {
   type CorePluginSignatures,
   type PluginInstances,
@@ -29,19 +25,7 @@ export type { CorePluginSignatures, PluginInstances } from "./worker.js";
 
 // After a build, its rewrite of the script isn't a change of its own
 const IGNORE_SCRIPT_CHANGES_AFTER_BUILD = 1000; /* ms */
-/** The parent: the worker given by the top-level options (mounts are named) */
-const PARENT = "";
 
-/** Which worker a request goes to, when there are mounts */
-interface Routing<Plugins extends CorePluginSignatures> {
-  readonly router: Router;
-  /** Router targets (mount names, and the parent's name) to workers */
-  readonly targets: ReadonlyMap<string, Worker<Plugins>>;
-}
-
-function pathsToString(paths: Iterable<string>): string {
-  return [...paths].map((p) => path.relative("", p)).sort().join(", ");
-}
 
 export interface MiniflareCoreContext {
   log: Log;
@@ -100,17 +84,17 @@ export class MiniflareCore<
   #workers = new Map<string, Worker<Plugins>>();
   #next?: Map<string, Worker<Plugins>>;
   /** Undefined without mounts, so plain dispatch never matches a route */
-  #routing?: Routing<Plugins>;
-  #nextRouting?: Routing<Plugins>;
+  #routing?: Routing<Worker<Plugins>>;
+  #nextRouting?: Routing<Worker<Plugins>>;
   readonly #mountHandles = new WeakMap<Worker<Plugins>, Mount<Plugins>>();
   #reloaded = false;
-  #watchPaths = new Set<string>();
+  /** Every file the workers depend on, watched once watching is on */
+  readonly #files = new WatchedFiles((changed) => this.#onFileChanged(changed));
   #initPromise: Promise<void>;
   // Reloads run one at a time
   readonly #mutex = new Mutex();
   /** Decided once, at the first initialisation */
   #watching?: boolean;
-  #watcher?: Watcher;
   #ignoreScriptChanges = false;
   #ignoreScriptChangesTimeout?: NodeJS.Timeout;
   /** Warnings given already: each is given once per instance, not at every reload */
@@ -208,7 +192,7 @@ export class MiniflareCore<
     }
     // A parent with mounts needs no script of its own
     if (next.size === 1) parent.requireScript();
-    this.#nextRouting = this.#route(next);
+    this.#nextRouting = buildRouting(this.#parent, next, this.#ctx.log);
   }
 
   async #initMount(
@@ -239,30 +223,6 @@ export class MiniflareCore<
     }
   }
 
-  /** Checks the mounts' names and builds the router for `next` */
-  #route(next: Map<string, Worker<Plugins>>): Routing<Plugins> | undefined {
-    const allRoutes = new Map<string, readonly string[]>();
-    const targets = new Map<string, Worker<Plugins>>();
-    const parentCore = this.#parent.plugins.CorePlugin;
-    if (parentCore.name !== undefined && parentCore.routes) allRoutes.set(parentCore.name, parentCore.routes);
-    for (const [name, worker] of next) {
-      if (name === PARENT) continue;
-      checkMountName(name, worker);
-      const routes = worker.plugins.CorePlugin.routes;
-      if (routes) allRoutes.set(name, routes);
-      targets.set(name, worker);
-    }
-    if (next.size === 1) return undefined;
-    // A match on the parent's own name is the parent
-    if (parentCore.name !== undefined) targets.set(parentCore.name, this.#parent);
-    const router = new Router();
-    router.update(allRoutes);
-    const log = this.#ctx.log;
-    log.debug(`Mount Routes:${router.routes.length === 0 ? " <none>" : ""}`);
-    router.routes.forEach((route, i) => log.debug(`${i + 1}. ${route.route} => ${route.target}`));
-    return { router, targets };
-  }
-
   /**
    * Prepares every worker (runs its script into a scope nothing sees yet),
    * then commits them all; if any fails, aborts those prepared and the
@@ -275,7 +235,7 @@ export class MiniflareCore<
     for (const worker of prepared.keys()) await worker.beforeReload();
     // Objects of the previous version are dropped: the new one builds its own
     this.#registry.reset();
-    const named = this.#named(nextWorkers, prepared);
+    const named = namedWorkers(nextWorkers, prepared);
     for (const [worker, next] of prepared) await worker.commit(next, named);
     for (const [name, worker] of this.#workers) {
       if (nextWorkers.get(name) === worker) continue;
@@ -297,7 +257,7 @@ export class MiniflareCore<
       worker.announce(next);
       for (const watchPath of next.watchPaths) watchPaths.add(watchPath);
     }
-    this.#updateWatcher(watchPaths);
+    this.#files.update(watchPaths, this.#watching ?? false, this.#ctx.log);
   }
 
   async #prepare(workers: Map<string, Worker<Plugins>>): Promise<Map<Worker<Plugins>, PreparedWorker>> {
@@ -318,48 +278,9 @@ export class MiniflareCore<
     return prepared;
   }
 
-  /**
-   * The workers by name, as plugins see them: the parent if it has a
-   * `name`, and every mount (Durable Objects' `script_name`, service bindings)
-   */
-  #named(
-    workers: Map<string, Worker<Plugins>>,
-    prepared: Map<Worker<Plugins>, PreparedWorker>
-  ): Map<string, MiniflareCoreMount> {
-    const named = new Map<string, MiniflareCoreMount>();
-    for (const [key, worker] of workers) {
-      const name = key === PARENT ? worker.plugins.CorePlugin.name : key;
-      if (name === undefined) continue;
-      named.set(name, {
-        moduleExports: prepared.get(worker)!.moduleExports,
-        dispatchFetch: (request) => worker.dispatchFetch(request, true),
-        usageModel: worker.plugins.CorePlugin.usageModel,
-      });
-    }
-    return named;
-  }
-
   /** Every file the current worker depends on */
   get watchPaths(): ReadonlySet<string> {
-    return this.#watchPaths;
-  }
-
-  #updateWatcher(watchPaths: Set<string>): void {
-    const previous = this.#watchPaths;
-    this.#watchPaths = watchPaths;
-    if (!this.#watching) return;
-    this.#watcher ??= new Watcher((changed) => this.#onFileChanged(changed));
-    const log = this.#ctx.log;
-    const removed = [...previous].filter((p) => !watchPaths.has(p));
-    const added = [...watchPaths].filter((p) => !previous.has(p));
-    if (removed.length > 0) {
-      log.debug(`Unwatching ${pathsToString(removed)}...`);
-      this.#watcher.unwatch(removed);
-    }
-    if (added.length > 0) {
-      log.debug(`Watching ${pathsToString(watchPaths)}...`);
-      this.#watcher.watch(added);
-    }
+    return this.#files.paths;
   }
 
   // Re-runs what depends on the changed file, then reloads: wrangler.toml
@@ -462,48 +383,21 @@ export class MiniflareCore<
   readonly #mountHost: MountHost = {
     ready: () => this.#initPromise,
     dispatchFetch: (worker: Worker<any>, input: RequestInfo | URL | Request, init?: RequestInit) =>
-      this.#dispatchFetch(worker, toRequest(input, init)),
+      dispatchFetchTo(worker, toRequest(input, init)),
     dispatchScheduled: (worker: Worker<any>, scheduledTime?: number, cron?: string) =>
-      this.#dispatchScheduled(worker, scheduledTime, cron),
+      dispatchScheduledTo(worker, scheduledTime, cron),
   };
 
   /** The worker whose route matches `url` most specifically, else the parent */
   #match(url: string | URL): Worker<Plugins> {
-    const routing = this.#routing;
-    if (routing === undefined) return this.#parent;
-    const target = routing.router.match(typeof url === "string" ? new URL(url) : url);
-    return (target === null ? undefined : routing.targets.get(target)) ?? this.#parent;
+    return this.#routing?.match(url) ?? this.#parent;
   }
 
   /** Dispatches to the worker the request's URL routes to (the parent without mounts) */
   async dispatchFetch(input: RequestInfo | URL | Request, init?: RequestInit): Promise<Response> {
     await this.#initPromise;
     const request = toRequest(input, init);
-    return this.#dispatchFetch(this.#match(request.url), request);
-  }
-
-  #dispatchFetch(worker: Worker<Plugins>, request: Request): Promise<Response> {
-    const { upstreamURL, usageModel } = worker.plugins.CorePlugin;
-    if (upstreamURL && !request.url.startsWith(upstreamURL.toString())) {
-      // Resolve the path and query relative to the upstream's path
-      const url = new URL(request.url);
-      let pathQuery = url.pathname + url.search;
-      if (pathQuery.startsWith("/")) pathQuery = pathQuery.substring(1);
-      request = new Request(new URL(pathQuery, upstreamURL), request);
-      // The worker sees the request as the upstream would get it, Host
-      // included (Miniflare 2 kept the incoming one)
-      request.headers.set("host", upstreamURL.host);
-    }
-    const loop = request.headers.get(_kLoopHeader);
-    const requestDepth = (loop === null ? 0 : parseInt(loop) || 0) + 1;
-    if (loop !== null) request.headers.delete(_kLoopHeader);
-    const context = new RequestContext({
-      requestDepth,
-      pipelineDepth: 1,
-      externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
-    });
-    const proxy = upstreamURL !== undefined;
-    return context.runWith(() => worker.dispatchFetch(request, proxy));
+    return dispatchFetchTo(this.#match(request.url), request);
   }
 
   async [kDispatchFetch](request: Request, proxy = false): Promise<Response> {
@@ -522,15 +416,7 @@ export class MiniflareCore<
   ): Promise<WaitUntil> {
     await this.#initPromise;
     const worker = url === undefined ? this.#parent : this.#match(url);
-    return this.#dispatchScheduled(worker, scheduledTime, cron) as Promise<WaitUntil>;
-  }
-
-  #dispatchScheduled(worker: Worker<Plugins>, scheduledTime?: number, cron?: string): Promise<unknown[]> {
-    const { usageModel } = worker.plugins.CorePlugin;
-    const context = new RequestContext({
-      externalSubrequestLimit: usageModelExternalSubrequestLimit(usageModel),
-    });
-    return context.runWith(() => worker.dispatchScheduled(scheduledTime, cron));
+    return dispatchScheduledTo(worker, scheduledTime, cron) as Promise<WaitUntil>;
   }
 
   async dispose(): Promise<void> {
@@ -544,11 +430,9 @@ export class MiniflareCore<
       this.#workers = new Map([[PARENT, this.#parent]]);
       this.#routing = undefined;
       this.#registry.reset();
-      this.#watcher?.dispose();
-      this.#watcher = undefined;
+      this.#files.dispose();
       // Closes connections (Redis); in-memory data goes with the instance
       if (this.#ownsStorageFactory) await this.#storageFactory.dispose?.();
-      this.#watchPaths = new Set();
       clearTimeout(this.#ignoreScriptChangesTimeout);
     });
   }

@@ -5,7 +5,11 @@ import { resolveStoragePersist } from "../shared/data.js";
 import type { Context } from "../shared/runner.js";
 import { MiniflareCoreError } from "../plugins/core/errors.js";
 import type { Request, Response } from "../standards/index.js";
-import type { CorePluginSignatures, PluginInstances, Worker } from "./worker.js";
+import type { MiniflareCoreMount } from "../shared/plugin.js";
+import type { CorePluginSignatures, PluginInstances, PreparedWorker, Worker } from "./worker.js";
+
+/** The parent: the worker given by the top-level options (mounts are named) */
+export const PARENT = "";
 
 /**
  * What every mount inherits from the parent: `watch`, and where the parent
@@ -119,3 +123,25 @@ export class Mount<Plugins extends CorePluginSignatures = CorePluginSignatures> 
     return this.#host.dispatchScheduled(this.#worker, scheduledTime, cron) as Promise<WaitUntil>;
   }
 }
+
+/**
+ * The workers by name, as plugins see them: the parent if it has a `name`,
+ * and every mount (Durable Objects' `script_name`, service bindings)
+ */
+export function namedWorkers(
+  workers: ReadonlyMap<string, Worker<any>>,
+  prepared: ReadonlyMap<Worker<any>, PreparedWorker>
+): Map<string, MiniflareCoreMount> {
+  const named = new Map<string, MiniflareCoreMount>();
+  for (const [key, worker] of workers) {
+    const name = key === PARENT ? worker.plugins.CorePlugin.name : key;
+    if (name === undefined) continue;
+    named.set(name, {
+      moduleExports: prepared.get(worker)!.moduleExports,
+      dispatchFetch: (request) => worker.dispatchFetch(request, true),
+      usageModel: worker.plugins.CorePlugin.usageModel,
+    });
+  }
+  return named;
+}
+

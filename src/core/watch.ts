@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import type { Log } from "../shared/log.js";
 
 const POLL_INTERVAL = 250; /* ms */
 const DEBOUNCE = 50; /* ms */
@@ -147,5 +148,51 @@ export class Watcher {
 
   dispose(): void {
     this.unwatch([...this.#watched.keys()]);
+  }
+}
+
+function pathsToString(paths: Iterable<string>): string {
+  return [...paths].map((p) => path.relative("", p)).sort().join(", ");
+}
+
+/**
+ * The set of files a host depends on, kept up to date at every reload; a
+ * Watcher follows it while watching is on
+ */
+export class WatchedFiles {
+  readonly #onChange: WatcherCallback;
+  #paths: ReadonlySet<string> = new Set();
+  #watcher?: Watcher;
+
+  constructor(onChange: WatcherCallback) {
+    this.#onChange = onChange;
+  }
+
+  get paths(): ReadonlySet<string> {
+    return this.#paths;
+  }
+
+  /** Makes `paths` the set, watching what was added and unwatching what went */
+  update(paths: ReadonlySet<string>, watching: boolean, log: Log): void {
+    const previous = this.#paths;
+    this.#paths = paths;
+    if (!watching) return;
+    this.#watcher ??= new Watcher(this.#onChange);
+    const removed = [...previous].filter((p) => !paths.has(p));
+    const added = [...paths].filter((p) => !previous.has(p));
+    if (removed.length > 0) {
+      log.debug(`Unwatching ${pathsToString(removed)}...`);
+      this.#watcher.unwatch(removed);
+    }
+    if (added.length > 0) {
+      log.debug(`Watching ${pathsToString(paths)}...`);
+      this.#watcher.watch(added);
+    }
+  }
+
+  dispose(): void {
+    this.#watcher?.dispose();
+    this.#watcher = undefined;
+    this.#paths = new Set();
   }
 }
