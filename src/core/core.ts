@@ -134,6 +134,7 @@ export class MiniflareCore<
       timers: ctx.timers,
       getPluginStorage: (name: string) => this.getPluginStorage(name),
       warnOnce: (message: string) => this.#warnOnce(message),
+      expandsWorkers: mountName === undefined,
     };
   }
 

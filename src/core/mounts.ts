@@ -51,8 +51,9 @@ export function mountWorkerOptions(name: string, raw: unknown, inherited: Contex
           wranglerConfigPath: true,
         }
       : { ...inherited, ...(raw as Context) };
-  // Even `mounts: undefined` counts, as in Miniflare 2
-  if ("mounts" in options) {
+  // Even `mounts: undefined` counts, as in Miniflare 2 (and `workers`, the
+  // other form of several workers)
+  if ("mounts" in options || "workers" in options) {
     throw new MiniflareCoreError("ERR_MOUNT_NESTED", "Nested mounts are unsupported");
   }
   return options;
@@ -144,4 +145,3 @@ export function namedWorkers(
   }
   return named;
 }
-

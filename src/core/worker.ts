@@ -32,6 +32,7 @@ import {
   throwNoScriptError,
   unsupportedOptionKeys,
 } from "./options.js";
+import { expandWorkersOption } from "./workers-option.js";
 import { type CorePluginSignatures, type PluginInstances, PluginSet } from "./plugin-set.js";
 
 export type { CorePluginSignatures, PluginInstances } from "./plugin-set.js";
@@ -50,6 +51,8 @@ export interface WorkerHost {
   getPluginStorage(name: string): StorageFactory;
   /** Logs a warning once per host */
   warnOnce(message: string): void;
+  /** Whether the options given have the `workers` form (the parent's do) */
+  readonly expandsWorkers?: boolean;
 }
 
 /** A new version of a worker, run but not serving yet */
@@ -85,6 +88,8 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
   /** Options as given (API or CLI), merged over by each setOptions() */
   #given: Context;
   #overrides: SplitOptions;
+  /** Why the given options couldn't be split, thrown at the next init() */
+  #optionsError?: unknown;
   #previousOptions?: SplitOptions;
   #previousContext?: ContextKey;
   #compat?: Compatibility;
@@ -104,6 +109,17 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
   }
 
   #split(options: Context): SplitOptions {
+    this.#optionsError = undefined;
+    // (only the host's options have `workers`: a mount with them is nested)
+    if (this.#host.expandsWorkers) {
+      try {
+        options = expandWorkersOption(options);
+      } catch (e) {
+        // Thrown by init(), as every other options error is
+        this.#optionsError = e;
+        return {};
+      }
+    }
     for (const name of unsupportedOptionKeys(this.#plugins, options)) {
       this.#host.warnOnce(`Option "${name}" is not supported yet, and is ignored`);
     }
@@ -151,6 +167,7 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
    * options changed (all of them with `reloadAll`) and runs their setups
    */
   async init(reloadAll = false): Promise<void> {
+    if (this.#optionsError !== undefined) throw this.#optionsError;
     const log = this.#host.log;
     log.debug("Initialising worker...");
     const previous = this.#previousOptions;

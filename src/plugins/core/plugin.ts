@@ -90,6 +90,12 @@ export interface CoreOptions {
   repl?: boolean;
   rootPath?: string;
   mounts?: Record<string, string | CoreOptions | Context>;
+  /**
+   * Several workers at one level (a later Miniflare's form): the first is
+   * the entry point, the others are reached by name or route. Top-level
+   * options are shared (see core/mounts.ts's expandWorkersOption).
+   */
+  workers?: (CoreOptions | Context)[];
   name?: string;
   routes?: string[];
   logUnhandledRejections?: boolean;

@@ -13,7 +13,7 @@ import { isDurableObjectsFolder, topLevelNamespaces } from "../../storage/minifl
 import { KVNamespace } from "./namespace.js";
 
 export interface KVOptions {
-  kvNamespaces?: string[];
+  kvNamespaces?: string[] | Record<string, string>;
   kvPersist?: boolean | string;
 }
 
@@ -45,9 +45,11 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
     alias: "k",
     description: "KV namespace to bind (repeatable)",
     logName: "KV Namespaces",
+    logValue: (namespaces: KVOptions["kvNamespaces"]) =>
+      [...namespaceIds(namespaces)].map(([binding, id]) => (binding === id ? id : `${binding} (${id})`)).join(", "),
     fromWrangler: ({ kv_namespaces }) => kv_namespaces?.map(({ binding }) => binding),
   })
-  kvNamespaces?: string[];
+  kvNamespaces?: string[] | Record<string, string>;
 
   @Option({
     type: OptionType.BOOLEAN_STRING,
@@ -68,9 +70,14 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
         : resolveStoragePersist(ctx.rootPath, this.kvPersist);
   }
 
-  /** A namespace over this plugin's storage (never gated unless asked) */
+  /**
+   * A namespace over this plugin's storage (never gated unless asked).
+   * `namespace` is a namespace's name, or a binding of `kvNamespaces`'s
+   * object form, which names the namespace it binds.
+   */
   getNamespace(storage: StorageFactory, namespace: string, blockGlobalAsyncIO = false): KVNamespace {
-    return new KVNamespace(storage.storage(namespace, this.#persist), { blockGlobalAsyncIO });
+    const id = namespaceIds(this.kvNamespaces).get(namespace) ?? namespace;
+    return new KVNamespace(storage.storage(id, this.#persist), { blockGlobalAsyncIO });
   }
 
   async setup(storageFactory: StorageFactory): Promise<SetupResult> {
@@ -87,9 +94,20 @@ export class KVPlugin extends Plugin<KVOptions> implements KVOptions {
     }
     const blockGlobalAsyncIO = !this.ctx.globalAsyncIO;
     const bindings: Record<string, KVNamespace> = {};
-    for (const namespace of this.kvNamespaces ?? []) {
-      bindings[namespace] = this.getNamespace(storageFactory, namespace, blockGlobalAsyncIO);
+    for (const [binding, id] of namespaceIds(this.kvNamespaces)) {
+      bindings[binding] = new KVNamespace(storageFactory.storage(id, this.#persist), { blockGlobalAsyncIO });
     }
     return { bindings };
   }
+}
+
+/**
+ * Bindings to the namespaces they bind: a list binds each namespace under its
+ * own name; an object maps binding names to namespace names, so two workers
+ * can share a namespace under different bindings
+ */
+function namespaceIds(namespaces: KVOptions["kvNamespaces"]): Map<string, string> {
+  if (namespaces === undefined) return new Map();
+  if (Array.isArray(namespaces)) return new Map(namespaces.map((name) => [name, name]));
+  return new Map(Object.entries(namespaces));
 }
