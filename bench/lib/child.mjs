@@ -132,3 +132,35 @@ export function percentile(sorted, p) {
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[idx];
 }
+
+/**
+ * Sends `warmup` then `requests` requests one after another: `request(i)`
+ * resolves true when the i-th answer was the right one. Throws `what` if any
+ * answer was wrong. Returns the standard throughput and latency figures.
+ */
+export async function measureSequential({ warmup, requests, request, what = "responses had an unexpected body" }) {
+  for (let i = 0; i < warmup; i++) {
+    if (!(await request(i))) throw new Error(`warm-up request ${i}: ${what}`);
+  }
+  const lat = new Float64Array(requests);
+  let bad = 0;
+  const start = performance.now();
+  for (let i = 0; i < requests; i++) {
+    const s = performance.now();
+    const ok = await request(i);
+    lat[i] = performance.now() - s;
+    if (!ok) bad++;
+  }
+  const totalMs = performance.now() - start;
+  if (bad) throw new Error(`${bad}/${requests} ${what}`);
+  lat.sort();
+  return {
+    requests,
+    warmup,
+    total_ms: totalMs,
+    rps: requests / (totalMs / 1000),
+    p50_us: percentile(lat, 50) * 1000,
+    p99_us: percentile(lat, 99) * 1000,
+    max_us: lat[requests - 1] * 1000,
+  };
+}

@@ -2,7 +2,7 @@
 // Child: one hello-world modules worker, `warmup` requests, then `requests`
 // sequential dispatchFetch() calls, each awaiting `.text()`.
 import {
-  isMain, childArgs, loadMiniflare, helloOptions, HELLO_BODY, finish, runChild, percentile,
+  isMain, childArgs, loadMiniflare, helloOptions, HELLO_BODY, finish, runChild, measureSequential,
 } from "../lib/child.mjs";
 
 export const meta = {
@@ -31,36 +31,17 @@ async function main() {
   const mf = new Miniflare(helloOptions());
   const url = "http://localhost/";
 
-  for (let i = 0; i < params.warmup; i++) {
-    const body = await (await mf.dispatchFetch(url)).text();
-    if (body !== HELLO_BODY) throw new Error(`unexpected response body: ${JSON.stringify(body)}`);
-  }
-
-  const n = params.requests;
-  const lat = new Float64Array(n);
-  let bad = 0;
-  const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    const body = await (await mf.dispatchFetch(url)).text();
-    lat[i] = performance.now() - s;
-    if (body !== HELLO_BODY) bad++;
-  }
-  const totalMs = performance.now() - start;
-  if (bad) throw new Error(`${bad}/${n} responses had an unexpected body`);
+  const figures = await measureSequential({
+    warmup: params.warmup,
+    requests: params.requests,
+    request: async () => (await (await mf.dispatchFetch(url)).text()) === HELLO_BODY,
+  });
 
   const rss = process.memoryUsage().rss;
   await mf.dispose();
 
-  lat.sort();
   finish({
-    requests: n,
-    warmup: params.warmup,
-    total_ms: totalMs,
-    rps: n / (totalMs / 1000),
-    p50_us: percentile(lat, 50) * 1000,
-    p99_us: percentile(lat, 99) * 1000,
-    max_us: lat[n - 1] * 1000,
+    ...figures,
     rss_mb: rss / 1048576,
     import_ms: importMs,
   });

@@ -4,7 +4,7 @@
 // `warmup` then `requests` sequential dispatchFetch() calls to
 // http://w<i % mounts>.mf/..., each body checked against the mount it must
 // reach. Same Miniflare 2 options on both sides.
-import { isMain, childArgs, loadMiniflare, HELLO_SCRIPT, finish, runChild, percentile } from "../lib/child.mjs";
+import { isMain, childArgs, loadMiniflare, HELLO_SCRIPT, finish, runChild, measureSequential } from "../lib/child.mjs";
 
 export const meta = {
   name: "routed",
@@ -54,36 +54,19 @@ async function main() {
   if (!(await check(0))) throw new Error("the first routed request reached the wrong worker");
   const startupMs = performance.now() - startupStart;
 
-  for (let i = 0; i < params.warmup; i++) {
-    if (!(await check(i))) throw new Error(`request to w${i % count} reached the wrong worker`);
-  }
-
-  const n = params.requests;
-  const lat = new Float64Array(n);
-  let bad = 0;
-  const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    const ok = await check(i);
-    lat[i] = performance.now() - s;
-    if (!ok) bad++;
-  }
-  const totalMs = performance.now() - start;
-  if (bad) throw new Error(`${bad}/${n} requests reached the wrong worker`);
+  const figures = await measureSequential({
+    warmup: params.warmup,
+    requests: params.requests,
+    request: check,
+    what: "requests reached the wrong worker",
+  });
 
   const rss = process.memoryUsage().rss;
   await mf.dispose();
 
-  lat.sort();
   finish({
+    ...figures,
     mounts: count,
-    requests: n,
-    warmup: params.warmup,
-    total_ms: totalMs,
-    rps: n / (totalMs / 1000),
-    p50_us: percentile(lat, 50) * 1000,
-    p99_us: percentile(lat, 99) * 1000,
-    max_us: lat[n - 1] * 1000,
     startup_ms: startupMs,
     rss_mb: rss / 1048576,
     import_ms: importMs,
