@@ -164,3 +164,23 @@ export async function measureSequential({ warmup, requests, request, what = "res
     max_us: lat[requests - 1] * 1000,
   };
 }
+
+/**
+ * A scenario child that builds one instance from `options()` (answering
+ * HELLO_BODY at http://localhost/), times sequential dispatchFetch() calls
+ * with measureSequential, and finishes with those figures, RSS and import time
+ */
+export async function sequentialHelloMain(defaults, options) {
+  const { modulePath, params } = childArgs(defaults);
+  const { Miniflare, importMs } = await loadMiniflare(modulePath);
+  const mf = new Miniflare(options());
+  const url = "http://localhost/";
+  const figures = await measureSequential({
+    warmup: params.warmup,
+    requests: params.requests,
+    request: async () => (await (await mf.dispatchFetch(url)).text()) === HELLO_BODY,
+  });
+  const rss = process.memoryUsage().rss;
+  await mf.dispose();
+  finish({ ...figures, rss_mb: rss / 1048576, import_ms: importMs });
+}

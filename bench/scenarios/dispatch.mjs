@@ -2,7 +2,7 @@
 // Child: one hello-world modules worker, `warmup` requests, then `requests`
 // sequential dispatchFetch() calls, each awaiting `.text()`.
 import {
-  isMain, childArgs, loadMiniflare, helloOptions, HELLO_BODY, finish, runChild, measureSequential,
+  isMain, helloOptions, runChild, sequentialHelloMain,
 } from "../lib/child.mjs";
 
 export const meta = {
@@ -25,26 +25,6 @@ export const meta = {
   ],
 };
 
-async function main() {
-  const { modulePath, params } = childArgs(meta.params);
-  const { Miniflare, importMs } = await loadMiniflare(modulePath);
-  const mf = new Miniflare(helloOptions());
-  const url = "http://localhost/";
-
-  const figures = await measureSequential({
-    warmup: params.warmup,
-    requests: params.requests,
-    request: async () => (await (await mf.dispatchFetch(url)).text()) === HELLO_BODY,
-  });
-
-  const rss = process.memoryUsage().rss;
-  await mf.dispose();
-
-  finish({
-    ...figures,
-    rss_mb: rss / 1048576,
-    import_ms: importMs,
-  });
-}
+const main = () => sequentialHelloMain(meta.params, helloOptions);
 
 if (isMain(import.meta.url)) await runChild(main);

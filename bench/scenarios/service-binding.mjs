@@ -5,7 +5,7 @@
 // awaiting `.text()`. Both sides get the same Miniflare 2 options (mounts and
 // serviceBindings), so the figure is the cost of one in-process hop.
 import {
-  isMain, childArgs, loadMiniflare, HELLO_SCRIPT, HELLO_BODY, finish, runChild, measureSequential,
+  isMain, HELLO_SCRIPT, runChild, sequentialHelloMain,
 } from "../lib/child.mjs";
 
 export const meta = {
@@ -40,26 +40,6 @@ export function serviceBindingOptions() {
   };
 }
 
-async function main() {
-  const { modulePath, params } = childArgs(meta.params);
-  const { Miniflare, importMs } = await loadMiniflare(modulePath);
-  const mf = new Miniflare(serviceBindingOptions());
-  const url = "http://localhost/";
-
-  const figures = await measureSequential({
-    warmup: params.warmup,
-    requests: params.requests,
-    request: async () => (await (await mf.dispatchFetch(url)).text()) === HELLO_BODY,
-  });
-
-  const rss = process.memoryUsage().rss;
-  await mf.dispose();
-
-  finish({
-    ...figures,
-    rss_mb: rss / 1048576,
-    import_ms: importMs,
-  });
-}
+const main = () => sequentialHelloMain(meta.params, serviceBindingOptions);
 
 if (isMain(import.meta.url)) await runChild(main);

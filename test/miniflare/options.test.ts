@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import path from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import {
   BindingsPlugin,
   CorePlugin,
@@ -676,24 +676,32 @@ test("Miniflare: options of Miniflare 2 features not built yet are ignored with 
   ]);
 });
 
-test("Miniflare: wrangler.toml sections of features not built yet are ignored with a warning", async (t) => {
+/**
+ * The warnings logged by an instance reading `wranglerToml` (serving a
+ * worker, then reloaded: each warning must come once)
+ */
+async function warningsServing(t: TestContext, wranglerToml: string): Promise<string[]> {
   const tmp = await useTmp(t);
   await writeFiles(tmp, {
-    "wrangler.toml": `
-      [triggers]
-      crons = ["*/5 * * * *"]
-      [site]
-      bucket = "./public"
-      [[r2_buckets]]
-      binding = "BUCKET"
-    `,
+    "wrangler.toml": wranglerToml,
     "worker.js": 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
   });
   const log = new TestLog();
   const mf = useMiniflare(t, { log, rootPath: tmp, scriptPath: "worker.js", wranglerConfigPath: true });
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
   await mf.reload();
-  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
+  return log.logsAtLevel(LogLevel.WARN);
+}
+
+test("Miniflare: wrangler.toml sections of features not built yet are ignored with a warning", async (t) => {
+  assert.deepEqual(await warningsServing(t, `
+      [triggers]
+      crons = ["*/5 * * * *"]
+      [site]
+      bucket = "./public"
+      [[r2_buckets]]
+      binding = "BUCKET"
+    `), [
     'wrangler.toml section "[triggers] crons" is not supported yet, and is ignored',
     'wrangler.toml section "r2_buckets" is not supported yet, and is ignored',
     'wrangler.toml section "[site]" is not supported yet, and is ignored',
@@ -701,23 +709,14 @@ test("Miniflare: wrangler.toml sections of features not built yet are ignored wi
 });
 
 test("Miniflare: unknown keys in wrangler.toml's [miniflare] are ignored with a warning, once each", async (t) => {
-  const tmp = await useTmp(t);
-  await writeFiles(tmp, {
-    "wrangler.toml": `
+  assert.deepEqual(await warningsServing(t, `
       [miniflare]
       kv_persists = true
       kvNamespaces = ["NS"]
       not_an_option = 1
       [miniflare.https]
       passphase = "secret"
-    `,
-    "worker.js": 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
-  });
-  const log = new TestLog();
-  const mf = useMiniflare(t, { log, rootPath: tmp, scriptPath: "worker.js", wranglerConfigPath: true });
-  assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
-  await mf.reload();
-  assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
+    `), [
     'wrangler.toml [miniflare] key "kv_persists" is unknown, and is ignored\nDid you mean "kv_persist"?',
     'wrangler.toml [miniflare] key "kvNamespaces" is unknown, and is ignored',
     'wrangler.toml [miniflare] key "not_an_option" is unknown, and is ignored',

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { parseArgv } from "../../../src/cli/args.js";
 import { getPluginEntries, splitPluginOptions, splitWranglerConfig } from "../../../src/core/options.js";
 import { PLUGINS } from "../../../src/plugins.js";
@@ -138,13 +138,19 @@ test("WebSocketPlugin: a worker can return a pair's end in a 101 response", asyn
 // The upgrading fetch
 // ---------------------------------------------------------------------------
 
-test("WebSocketPlugin: a worker's fetch upgrades, and its socket talks to the server", async (t) => {
+/** An echo server, and an instance whose worker (FETCHING_WORKER) opens a socket to it */
+async function useFetchingWorker(t: TestContext) {
   const server = await useEchoServer(t);
   const mf = useMiniflare(t, {
     modules: true,
     bindings: { TARGET: `http://127.0.0.1:${server.port}/` },
     script: FETCHING_WORKER,
   });
+  return { server, mf };
+}
+
+test("WebSocketPlugin: a worker's fetch upgrades, and its socket talks to the server", async (t) => {
+  const { mf } = await useFetchingWorker(t);
   const res = await mf.dispatchFetch("http://localhost/");
   assert.equal(await res.text(), "101 echo:from worker");
 });
@@ -175,12 +181,7 @@ test("WebSocketPlugin: fetch to a ws:// URL follows the fetch_refuses_unknown_pr
 });
 
 test("WebSocketPlugin: a reload whose script fails leaves fetched sockets open; the next good one closes them", async (t) => {
-  const server = await useEchoServer(t);
-  const mf = useMiniflare(t, {
-    modules: true,
-    bindings: { TARGET: `http://127.0.0.1:${server.port}/` },
-    script: FETCHING_WORKER,
-  });
+  const { server, mf } = await useFetchingWorker(t);
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "101 echo:from worker");
   const plugin = (await mf.getPlugins()).WebSocketPlugin;
   assert.equal(plugin.webSocketCount, 1);
@@ -197,12 +198,7 @@ test("WebSocketPlugin: a reload whose script fails leaves fetched sockets open; 
 
 test("WebSocketPlugin: reload closes fetched sockets with 1012 Service Restart", async (t) => {
   const escaped = watchProcess(t);
-  const server = await useEchoServer(t);
-  const mf = useMiniflare(t, {
-    modules: true,
-    bindings: { TARGET: `http://127.0.0.1:${server.port}/` },
-    script: FETCHING_WORKER,
-  });
+  const { server, mf } = await useFetchingWorker(t);
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "101 echo:from worker");
   // Also one the worker never accepted
   assert.equal(await (await mf.dispatchFetch("http://localhost/?unaccepted")).text(), "101");
@@ -220,12 +216,7 @@ test("WebSocketPlugin: reload closes fetched sockets with 1012 Service Restart",
 });
 
 test("WebSocketPlugin: dispose closes fetched sockets with 1012 Service Restart", async (t) => {
-  const server = await useEchoServer(t);
-  const mf = useMiniflare(t, {
-    modules: true,
-    bindings: { TARGET: `http://127.0.0.1:${server.port}/` },
-    script: FETCHING_WORKER,
-  });
+  const { server, mf } = await useFetchingWorker(t);
   await (await mf.dispatchFetch("http://localhost/")).text();
   const closed = once(server.connections[0], "close");
   await mf.dispose();
