@@ -8,7 +8,7 @@ import type { Log } from "../shared/log.js";
 import { type Context, kGlobalGuards } from "../shared/runner.js";
 import { DOMException } from "./domexception.js";
 import { FetchError } from "./fetch-error.js";
-import { type Request, Response, withWaitUntil } from "./http.js";
+import { Request, Response, withWaitUntil } from "./http.js";
 import { fetch } from "./fetch.js";
 import { base } from "./http-base.js";
 
@@ -306,6 +306,25 @@ class ProcessListenerRegistration {
 type GlobalScopeListener<Type extends keyof WorkerGlobalScopeEventMap> =
   TypedEventListener<WorkerGlobalScopeEventMap[Type]> | null;
 
+/**
+ * When proxying, the request as it arrived must still be sendable after the
+ * handler ran. A request with a body is cloned, the handler getting the clone.
+ * A body-less one (most) is handed over as is, its method, URL and headers
+ * noted first, which costs far less than a clone and still sends what
+ * arrived if the handler changed the headers.
+ */
+function forwardableRequest(request: Request): { handled: Request; forward: () => Request } {
+  if (request.body !== null) {
+    return { handled: request.clone(), forward: () => request };
+  }
+  const { url, method, redirect, cf } = request;
+  const headers = [...request.headers];
+  return {
+    handled: request,
+    forward: () => new Request(url, { method, headers, redirect, cf }),
+  };
+}
+
 export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
   readonly #log: Log;
   readonly #bindings: Context;
@@ -454,10 +473,8 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
     request: Request,
     proxy = false
   ): Promise<Response> {
-    // Handlers get a clone when proxying, so the original can still be sent
-    const event = new FetchEvent("fetch", {
-      request: proxy ? request.clone() : request,
-    });
+    const forwarded = proxy ? forwardableRequest(request) : undefined;
+    const event = new FetchEvent("fetch", { request: forwarded?.handled ?? request });
     let response: Response | BaseResponse | undefined;
     try {
       super.dispatchEvent(event);
@@ -505,7 +522,7 @@ export class ServiceWorkerGlobalScope extends WorkerGlobalScope {
     }
 
     const waitUntil = waitUntilAll<WaitUntil>(event[kEventWaitUntil]);
-    return withWaitUntil(await fetch(request), waitUntil);
+    return withWaitUntil(await fetch(forwarded!.forward()), waitUntil);
   }
 
   /** Dispatches a scheduled event, resolving to its `waitUntil` results */

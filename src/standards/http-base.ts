@@ -210,25 +210,34 @@ export function isHeadersImmutable(headers: Headers): boolean {
   return overriddenHeaders.has(headers) || isNativelyImmutable(headers);
 }
 
+// Immutable headers get a prototype whose append/delete/set throw, derived
+// once from their own prototype: swapping a prototype V8 has seen before is
+// far cheaper than defining three own properties on every response.
+const immutablePrototypes = new WeakMap<object, object>();
+const mutablePrototypes = new WeakMap<object, object>();
+
+function immutablePrototypeOf(prototype: object): object {
+  let immutable = immutablePrototypes.get(prototype);
+  if (immutable === undefined) {
+    const method = { configurable: true, enumerable: false, writable: true, value: throwImmutable };
+    immutable = Object.create(prototype, { append: method, delete: method, set: method }) as object;
+    immutablePrototypes.set(prototype, immutable);
+    mutablePrototypes.set(immutable, prototype);
+  }
+  return immutable;
+}
+
 export function makeHeadersImmutable(headers: Headers): void {
   if (isHeadersImmutable(headers)) return;
-  for (const method of ["append", "delete", "set"]) {
-    Object.defineProperty(headers, method, {
-      configurable: true,
-      enumerable: false,
-      writable: true,
-      value: throwImmutable,
-    });
-  }
+  Object.setPrototypeOf(headers, immutablePrototypeOf(Object.getPrototypeOf(headers)));
   overriddenHeaders.add(headers);
 }
 
 /** Undoes `makeHeadersImmutable()` (natively immutable headers stay so) */
 export function makeHeadersMutable(headers: Headers): void {
   if (!overriddenHeaders.has(headers)) return;
-  for (const method of ["append", "delete", "set"]) {
-    delete (headers as unknown as Record<string, unknown>)[method];
-  }
+  const prototype = mutablePrototypes.get(Object.getPrototypeOf(headers));
+  if (prototype !== undefined) Object.setPrototypeOf(headers, prototype);
   overriddenHeaders.delete(headers);
 }
 

@@ -52,6 +52,29 @@ test("Miniflare: upstream: passThroughOnException forwards the request to the up
   assert.equal(server.received[0].headers["x-custom"], "forwarded");
 });
 
+test("Miniflare: upstream: a pass-through sends the request as it arrived, whatever the handler changed", async (t) => {
+  const server = await useServer(t);
+  const { mf } = useMiniflareWithHandler(
+    t,
+    `ctx.passThroughOnException();
+    request.headers.set("X-Custom", "changed by the handler");
+    request.headers.delete("X-Other");
+    if (request.body !== null) await request.text();
+    throw new Error("handler failed");`,
+    { upstream: server.url }
+  );
+  const headers = { "X-Custom": "as sent", "X-Other": "kept" };
+  await (await mf.dispatchFetch("http://localhost/get", { headers })).text();
+  await (await mf.dispatchFetch("http://localhost/post", { method: "POST", headers, body: "payload" })).text();
+  assert.deepEqual(
+    server.received.map(({ method, url, headers, body }) => [method, url, headers["x-custom"], headers["x-other"], body]),
+    [
+      ["GET", "/get", "as sent", "kept", ""],
+      ["POST", "/post", "as sent", "kept", "payload"],
+    ]
+  );
+});
+
 test("Miniflare: upstream: with no fetch handler or no response, requests go to the upstream", async (t) => {
   const server = await useServer(t);
   const noHandler = useMiniflare(t, { upstream: server.url, script: "// no listeners" });
