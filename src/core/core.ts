@@ -233,10 +233,16 @@ export class MiniflareCore<
   async #reload(dispatchReloadEvent = true): Promise<void> {
     const nextWorkers = this.#next ?? this.#workers;
     const prepared = await this.#prepare(nextWorkers);
+    const named = namedWorkers(nextWorkers, prepared);
+    try {
+      for (const [worker, next] of prepared) worker.verify(next, named);
+    } catch (e) {
+      for (const [worker, next] of prepared) worker.abort(next);
+      throw e;
+    }
     for (const worker of prepared.keys()) await worker.beforeReload();
     // Objects of the previous version are dropped: the new one builds its own
     this.#registry.reset();
-    const named = namedWorkers(nextWorkers, prepared);
     for (const [worker, next] of prepared) await worker.commit(next, named);
     for (const [name, worker] of this.#workers) {
       if (nextWorkers.get(name) === worker) continue;

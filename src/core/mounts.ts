@@ -139,6 +139,7 @@ export function namedWorkers(
     if (name === undefined) continue;
     named.set(name, {
       moduleExports: prepared.get(worker)!.moduleExports,
+      bindings: prepared.get(worker)!.bindings,
       dispatchFetch: (request) => worker.dispatchFetch(request, true),
       usageModel: worker.plugins.CorePlugin.usageModel,
     });

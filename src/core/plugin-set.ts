@@ -172,6 +172,10 @@ export class PluginSet<Plugins extends CorePluginSignatures> {
     return merged;
   }
 
+  verify(moduleExports: Context, mounts: ReadonlyMap<string, MiniflareCoreMount>): void {
+    for (const [name] of this.#entries) this.#get(name)!.verify?.(moduleExports, mounts);
+  }
+
   async beforeReload(): Promise<void> {
     for (const [name] of this.#entries) {
       const instance = this.#get(name)!;

@@ -300,13 +300,12 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
     this.#globalScope = prepared.globalScope;
     this.#bindings = prepared.bindings;
     this.#moduleExports = prepared.moduleExports;
+    await this.#pluginSet.reload(prepared.bindings, prepared.moduleExports, mountsOf(prepared, named));
+  }
 
-    const mounts = new Map<string, MiniflareCoreMount>(named);
-    // Module files run for their exports are found by path
-    for (const [filePath, exports] of prepared.result?.additionalExports ?? []) {
-      mounts.set(filePath, { moduleExports: exports });
-    }
-    await this.#pluginSet.reload(prepared.bindings, prepared.moduleExports, mounts);
+  /** Throws if the plugins' reload() would refuse `prepared` (see commit()) */
+  verify(prepared: PreparedWorker, named: ReadonlyMap<string, MiniflareCoreMount>): void {
+    this.#pluginSet.verify(prepared.moduleExports, mountsOf(prepared, named));
   }
 
   /** Throws away a version that will never serve */
@@ -357,4 +356,16 @@ function addModuleHandlers(globalScope: ServiceWorkerGlobalScope, exports?: Cont
   if (scheduled) globalScope[kAddModuleScheduledListener](scheduled);
   const queue = defaults?.queue?.bind(defaults);
   if (queue) globalScope[kAddModuleQueueListener](queue);
+}
+
+/** The host's named workers, and module files run for their exports, by path */
+function mountsOf(
+  prepared: PreparedWorker,
+  named: ReadonlyMap<string, MiniflareCoreMount>
+): Map<string, MiniflareCoreMount> {
+  const mounts = new Map<string, MiniflareCoreMount>(named);
+  for (const [filePath, exports] of prepared.result?.additionalExports ?? []) {
+    mounts.set(filePath, { moduleExports: exports });
+  }
+  return mounts;
 }

@@ -96,6 +96,8 @@ export interface SetupResult extends BeforeSetupResult {
 /** A mount as plugins see it in reload() */
 export interface MiniflareCoreMount {
   moduleExports?: Context;
+  /** The worker's env: a Durable Object class it defines gets it */
+  bindings?: Context;
   dispatchFetch?: (request: any) => Promise<any>;
   usageModel?: UsageModel;
 }
@@ -129,6 +131,12 @@ export abstract class Plugin<Options extends Context = Context> {
    * when a reload fails, so nothing opened here is left waiting.
    */
   beforeReload?(): void | Promise<void>;
+  /**
+   * Checks, before anything is told of a new version, that reload() will
+   * take it: throws what reload() would (a service or a Durable Object
+   * class not found), so a reload that can't complete changes nothing.
+   */
+  verify?(moduleExports: Context, mounts: ReadonlyMap<string, MiniflareCoreMount>): void;
   reload?(
     bindings: Context,
     moduleExports: Context,

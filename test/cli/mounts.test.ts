@@ -71,3 +71,37 @@ test("CLI: --name and --route make the parent compete with its mounts", async (t
   assert.equal(await get(Number(port), "/parent/1", "api.mf"), "parent - /parent/1");
   assert.equal(await get(Number(port), "/other", "api.mf"), "api top /other");
 });
+
+test("CLI: --service binds a mounted worker, --do NAME=CLASS@MOUNT an object class it exports", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "worker.mjs": `export default { async fetch(request, env) {
+      const id = env.COUNTER.idFromName("one");
+      const count = await (await env.COUNTER.get(id).fetch("http://do/")).text();
+      const api = await (await env.API.fetch("http://api/hello")).text();
+      return new Response(api + " count=" + count);
+    } }`,
+    "api/wrangler.toml": `
+      name = "api"
+      [build.upload]
+      format = "modules"
+      main = "./worker.mjs"
+    `,
+    "api/dist/worker.mjs": `
+      export class Counter {
+        constructor(state) { this.storage = state.storage; }
+        async fetch() {
+          const count = ((await this.storage.get("count")) ?? 0) + 1;
+          await this.storage.put("count", count);
+          return new Response(String(count));
+        }
+      }
+      export default { fetch: (request) => new Response("api saw " + new URL(request.url).pathname) };
+    `,
+  });
+  const args = ["worker.mjs", "--modules", "--mount", "api=./api", "--service", "API=api", "--do", "COUNTER=Counter@api"];
+  const run = runBin(t, [...args, "--port", "0", "--no-update-check"], tmp);
+  const [, port] = await waitForOutput(run, LISTENING);
+  assert.equal(await get(Number(port), "/"), "api saw /hello count=1");
+  assert.equal(await get(Number(port), "/"), "api saw /hello count=2");
+});

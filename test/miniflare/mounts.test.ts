@@ -254,6 +254,32 @@ export default { fetch: () => new Response("objects") }`;
   assert.equal(await text(mf, "http://front.mf/"), "3");
 });
 
+test("Miniflare: mounts: workers bound to one class share its instances, whose env is the defining worker's", async (t) => {
+  const objects = `
+export class Counter {
+  constructor(state, env) { this.env = env; this.n = 0; }
+  fetch() { return new Response(++this.n + " " + this.env.WHERE); }
+}
+export default { fetch: (r, env) => env.COUNTER.get(env.COUNTER.idFromName("x")).fetch(r) }`;
+  const front = `export default { fetch: (r, env) => env.COUNTER.get(env.COUNTER.idFromName("x")).fetch(r) }`;
+  const mf = useMiniflare(t, {
+    script: "//",
+    mounts: {
+      objects: { modules: true, script: objects, routes: ["objects.mf/*"], bindings: { WHERE: "objects" }, durableObjects: { COUNTER: "Counter" } },
+      front: {
+        modules: true,
+        script: front,
+        routes: ["front.mf/*"],
+        bindings: { WHERE: "front" },
+        durableObjects: { COUNTER: { className: "Counter", scriptName: "objects" } },
+      },
+    },
+  });
+  assert.equal(await text(mf, "http://front.mf/"), "1 objects");
+  assert.equal(await text(mf, "http://objects.mf/"), "2 objects");
+  assert.equal(await text(mf, "http://front.mf/"), "3 objects");
+});
+
 test("Miniflare: mounts: dispatchScheduled routes by URL", async (t) => {
   const scheduled = (name: string) =>
     `export default { scheduled: (e, env, ctx) => ctx.waitUntil(Promise.resolve("${name}")) }`;

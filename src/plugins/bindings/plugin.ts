@@ -320,11 +320,7 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
     this.#mountsReady = new Promise((resolve) => (this.#resolveMountsReady = resolve));
   }
 
-  reload(
-    _bindings: Context,
-    _moduleExports: Context,
-    mounts: Map<string, MiniflareCoreMount>
-  ): void {
+  verify(_moduleExports: Context, mounts: ReadonlyMap<string, MiniflareCoreMount>): void {
     for (const { name, service } of this.#services) {
       if (typeof service === "string" && !mounts.has(service)) {
         throw new MiniflareCoreError(
@@ -333,8 +329,20 @@ export class BindingsPlugin extends Plugin<BindingsOptions> implements BindingsO
         );
       }
     }
-    this.#mounts = mounts;
-    this.#resolveMountsReady?.();
+  }
+
+  reload(
+    _bindings: Context,
+    moduleExports: Context,
+    mounts: Map<string, MiniflareCoreMount>
+  ): void {
+    try {
+      this.verify(moduleExports, mounts);
+      this.#mounts = mounts;
+    } finally {
+      // Calls waiting for the mounts fail rather than wait forever
+      this.#resolveMountsReady?.();
+    }
   }
 
   dispose(): void {

@@ -94,6 +94,11 @@ function fromEntries(entries: [string, string][]): Record<string, DurableObjects
   return objects;
 }
 
+interface FoundClass {
+  constructor: new (state: DurableObjectState, env: Context) => DurableObjectInstance;
+  env: Context;
+}
+
 export class DurableObjectsPlugin
   extends Plugin<DurableObjectsOptions>
   implements DurableObjectsOptions
@@ -145,8 +150,7 @@ export class DurableObjectsPlugin
   readonly #alarmStore?: AlarmStore;
   readonly #alarmRetries = new Map<string, number>();
   #storageFactory?: StorageFactory;
-  #constructors = new Map<string, new (state: DurableObjectState, env: Context) => DurableObjectInstance>();
-  #bindings: Context = {};
+  #classes = new Map<string, FoundClass>();
   /** Resolves once reload() has found the classes */
   #loaded?: Promise<void>;
   #resolveLoaded?: () => void;
@@ -219,8 +223,8 @@ export class DurableObjectsPlugin
     if (existing !== undefined) return existing;
 
     const objectName = id[kObjectName];
-    const constructor = this.#constructors.get(objectName);
-    if (constructor === undefined) {
+    const found = this.#classes.get(objectName);
+    if (found === undefined) {
       throw new TypeError(`No Durable Object bound as "${objectName}"`);
     }
     // The object's own id has no name
@@ -229,7 +233,7 @@ export class DurableObjectsPlugin
     state[kOnReset] = () => registry.deleteState(key, state);
     registry.setState(key, state);
     try {
-      const instance = new constructor(state, this.#bindings);
+      const instance = new found.constructor(state, found.env);
       state[kInstance] = instance;
       objectStorage[kAlarmExists] = typeof instance?.alarm === "function";
     } catch (e) {
@@ -313,10 +317,13 @@ export class DurableObjectsPlugin
     }
   }
 
+  verify(moduleExports: Context, mounts: ReadonlyMap<string, MiniflareCoreMount>): void {
+    this.#findClasses(moduleExports, {}, mounts);
+  }
+
   reload(bindings: Context, moduleExports: Context, mounts: Map<string, MiniflareCoreMount>): void {
     try {
-      this.#constructors = this.#findClasses(moduleExports, mounts);
-      this.#bindings = bindings;
+      this.#classes = this.#findClasses(moduleExports, bindings, mounts);
     } finally {
       // On failure the previous worker keeps serving, with its classes
       this.#resolveLoaded?.();
@@ -328,25 +335,36 @@ export class DurableObjectsPlugin
     }
   }
 
-  #findClasses(moduleExports: Context, mounts: Map<string, MiniflareCoreMount>): Map<string, any> {
-    const constructors = new Map<string, any>();
+  /**
+   * Each bound object's class, and the env its instances get: that of the
+   * worker defining the class (another mount's for `script_name`), as in
+   * production
+   */
+  #findClasses(
+    moduleExports: Context,
+    bindings: Context,
+    mounts: ReadonlyMap<string, MiniflareCoreMount>
+  ): Map<string, FoundClass> {
+    const classes = new Map<string, FoundClass>();
     for (const { name, className, scriptName, scriptPath } of this.#objects) {
-      let exports: Context | undefined;
+      let exports: Context | undefined = moduleExports;
+      let env = bindings;
       let script: string | undefined;
       if (scriptPath !== undefined) {
+        // A module file beside wrangler.toml, run for its exports: ours
         exports = mounts.get(scriptPath)?.moduleExports;
         script = path.relative("", scriptPath);
       } else if (scriptName !== undefined) {
-        exports = mounts.get(scriptName)?.moduleExports;
-        script = scriptName;
-        if (exports === undefined) {
+        const mount = mounts.get(scriptName);
+        if (mount?.moduleExports === undefined) {
           throw new DurableObjectError(
             "ERR_SCRIPT_NOT_FOUND",
             `Script "${scriptName}" for Durable Object "${name}" not found.\nMake sure "${scriptName}" is mounted so Miniflare knows where to find it.`
           );
         }
-      } else {
-        exports = moduleExports;
+        exports = mount.moduleExports;
+        env = mount.bindings ?? bindings;
+        script = scriptName;
       }
       const constructor = exports?.[className];
       if (typeof constructor !== "function") {
@@ -356,10 +374,11 @@ export class DurableObjectsPlugin
           `Class "${className}"${inScript} for Durable Object "${name}" not found`
         );
       }
-      constructors.set(name, constructor);
+      classes.set(name, { constructor, env });
     }
-    return constructors;
+    return classes;
   }
+
 
   async #runAlarm(storage: StorageFactory, key: string): Promise<void> {
     const id = idFromObjectKey(key);
