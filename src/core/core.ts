@@ -87,6 +87,8 @@ export class MiniflareCore<
   #routing?: Routing<Worker<Plugins>>;
   #nextRouting?: Routing<Worker<Plugins>>;
   readonly #mountHandles = new WeakMap<Worker<Plugins>, Mount<Plugins>>();
+  /** Options set through getMount(name).setOptions(), by mount name */
+  readonly #mountOverrides = new Map<string, Context>();
   #reloaded = false;
   /** Every file the workers depend on, watched once watching is on */
   readonly #files = new WatchedFiles((changed) => this.#onFileChanged(changed));
@@ -188,7 +190,8 @@ export class MiniflareCore<
     if (mounts !== undefined) {
       const inherited = inheritedMountOptions(parent, this.#watching);
       for (const [name, raw] of Object.entries(mounts)) {
-        await this.#initMount(next, name, mountWorkerOptions(name, raw, inherited), reloadAll);
+        const options = mountWorkerOptions(name, raw, inherited, this.#mountOverrides.get(name));
+        await this.#initMount(next, name, options, reloadAll);
       }
     }
     // A parent with mounts needs no script of its own
@@ -339,6 +342,8 @@ export class MiniflareCore<
     await this.#initPromise;
     await this.#mutex.runWith(async () => {
       this.#parent.setOptions(options);
+      // Options set through a mount's handle give way to the parent's
+      this.#mountOverrides.clear();
       await this.#initAndReload(false, dispatchReloadEvent);
     });
   }
@@ -381,7 +386,7 @@ export class MiniflareCore<
     if (worker === undefined) return undefined;
     let mount = this.#mountHandles.get(worker);
     if (mount === undefined) {
-      mount = new Mount(this.#mountHost, worker);
+      mount = new Mount(this.#mountHost, name, worker);
       this.#mountHandles.set(worker, mount);
     }
     return mount;
@@ -393,7 +398,27 @@ export class MiniflareCore<
       dispatchFetchTo(worker, toRequest(input, init)),
     dispatchScheduled: (worker: Worker<any>, scheduledTime?: number, cron?: string) =>
       dispatchScheduledTo(worker, scheduledTime, cron),
+    setOptions: (name: string, worker: Worker<any>, options: Context) => this.#setMountOptions(name, worker, options),
+    reload: () => this.reload(),
   };
+
+  async #setMountOptions(name: string, worker: Worker<any>, options: Context): Promise<void> {
+    await this.#initPromise;
+    await this.#mutex.runWith(async () => {
+      if (this.#workers.get(name) !== worker) {
+        throw new TypeError(`"${name}" is no longer mounted: its handle can't set options`);
+      }
+      const previous = this.#mountOverrides.get(name);
+      this.#mountOverrides.set(name, { ...previous, ...options });
+      try {
+        await this.#initAndReload(false, true);
+      } catch (e) {
+        if (previous === undefined) this.#mountOverrides.delete(name);
+        else this.#mountOverrides.set(name, previous);
+        throw e;
+      }
+    });
+  }
 
   /** The worker whose route matches `url` most specifically, else the parent */
   #match(url: string | URL): Worker<Plugins> {

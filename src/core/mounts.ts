@@ -39,9 +39,9 @@ export function inheritedMountOptions(parent: Worker<any>, watching: boolean): C
  * only the CLI and wrangler.toml split off an environment); an object is
  * used as is. Both go over `inherited`.
  */
-export function mountWorkerOptions(name: string, raw: unknown, inherited: Context): Context {
+export function mountWorkerOptions(name: string, raw: unknown, inherited: Context, overrides?: Context): Context {
   if (name === "") throw new MiniflareCoreError("ERR_MOUNT_NO_NAME", "Mount name cannot be empty");
-  const options: Context =
+  let options: Context =
     typeof raw === "string"
       ? {
           ...inherited,
@@ -51,6 +51,7 @@ export function mountWorkerOptions(name: string, raw: unknown, inherited: Contex
           wranglerConfigPath: true,
         }
       : { ...inherited, ...(raw as Context) };
+  if (overrides !== undefined) options = { ...options, ...overrides };
   // Even `mounts: undefined` counts, as in Miniflare 2 (and `workers`, the
   // other form of several workers)
   if ("mounts" in options || "workers" in options) {
@@ -76,18 +77,25 @@ export interface MountHost {
   ready(): Promise<void>;
   dispatchFetch(worker: Worker<any>, input: RequestInfo | URL | Request, init?: RequestInit): Promise<Response>;
   dispatchScheduled(worker: Worker<any>, scheduledTime?: number, cron?: string): Promise<unknown[]>;
+  /** Merges `options` over the mount's own and reloads every worker */
+  setOptions(name: string, worker: Worker<any>, options: Context): Promise<void>;
+  /** Reloads every worker */
+  reload(): Promise<void>;
 }
 
 /**
- * One mounted worker, as `getMount(name)` returns it: the read and dispatch
- * half of the host's API, aimed at that worker alone (no routing)
+ * One mounted worker, as `getMount(name)` returns it: the host's API aimed
+ * at that worker alone (no routing). Its options and reloads go through the
+ * host, which reloads every worker together; dispose() stays the host's.
  */
 export class Mount<Plugins extends CorePluginSignatures = CorePluginSignatures> {
   readonly #host: MountHost;
+  readonly #name: string;
   readonly #worker: Worker<Plugins>;
 
-  constructor(host: MountHost, worker: Worker<Plugins>) {
+  constructor(host: MountHost, name: string, worker: Worker<Plugins>) {
     this.#host = host;
+    this.#name = name;
     this.#worker = worker;
   }
 
@@ -122,6 +130,19 @@ export class Mount<Plugins extends CorePluginSignatures = CorePluginSignatures> 
   ): Promise<WaitUntil> {
     await this.#host.ready();
     return this.#host.dispatchScheduled(this.#worker, scheduledTime, cron) as Promise<WaitUntil>;
+  }
+
+  /**
+   * Merges `options` shallowly over this mount's options and reloads. They
+   * hold until the parent's own options are set again.
+   */
+  setOptions(options: Context): Promise<void> {
+    return this.#host.setOptions(this.#name, this.#worker, options);
+  }
+
+  /** Reloads every worker of the host, as a mount's reload did in Miniflare 2 */
+  reload(): Promise<void> {
+    return this.#host.reload();
   }
 }
 

@@ -188,6 +188,33 @@ test("Miniflare: mounts: getMount returns a handle on the mount; a removed mount
   assert.ok(log.logsAtLevel(LogLevel.DEBUG).includes('Unmounting "a"...'));
 });
 
+test("Miniflare: mounts: a mount's handle sets its options and reloads, until the parent's options are set", async (t) => {
+  const mounts = { a: { modules: true, script: respond("a"), routes: ["a.mf/*"], bindings: { X: "1" } } };
+  const mf = useMiniflare(t, { script: "//", mounts });
+  const a = (await mf.getMount("a"))!;
+  // Merged over the mount's options: routes and bindings stay
+  await a.setOptions({ script: respond("a2") });
+  assert.equal(await text(mf, "http://a.mf/x"), "a2:/x");
+  assert.equal((await a.getBindings()).X, "1");
+  // A failed change leaves the mount as it was, and is forgotten
+  await assert.rejects(a.setOptions({ script: "throw new Error('broken')" }), /broken/);
+  assert.equal(await text(mf, "http://a.mf/y"), "a2:/y");
+  let reloads = 0;
+  mf.addEventListener("reload", () => reloads++);
+  await a.reload();
+  assert.equal(reloads, 1);
+  assert.equal(await text(mf, "http://a.mf/z"), "a2:/z");
+  // The parent's options win again
+  await mf.setOptions({ mounts });
+  assert.equal(await text(mf, "http://a.mf/z"), "a:/z");
+  // A handle on a mount the parent removed can't set options
+  await mf.setOptions({ mounts: {} });
+  await assert.rejects(a.setOptions({ script: respond("gone") }), {
+    name: "TypeError",
+    message: '"a" is no longer mounted: its handle can\'t set options',
+  });
+});
+
 test("Miniflare: mounts: a mount's log lines carry its name", async () => {
   const lines: string[] = [];
   const log = new Log(LogLevel.INFO);
