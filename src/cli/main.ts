@@ -19,6 +19,11 @@ class CliLog extends Log {
   override log(message: string): void {
     process.stdout.write(message + "\n");
   }
+
+  // Mounts' lines name them, as with Miniflare 2's CLI: `[mf:inf:api]`
+  override forMount(name: string): Log {
+    return new CliLog(this.level, { suffix: name });
+  }
 }
 
 /** Options the CLI sets on top of what was parsed, as Miniflare 2 did */

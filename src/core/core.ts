@@ -119,12 +119,7 @@ export class MiniflareCore<
   /** What a worker takes from the host; a mount logs with its name */
   #workerHost(mountName?: string) {
     const ctx = this.#ctx;
-    let log = ctx.log;
-    // As Miniflare 2: only a plain Log is given the suffix, so a custom one
-    // (tests' TestLog, a user's subclass) still gets every line
-    if (mountName !== undefined && Object.getPrototypeOf(log) === Log.prototype) {
-      log = new Log(log.level, { suffix: mountName });
-    }
+    const log = mountName === undefined ? ctx.log : ctx.log.forMount(mountName);
     return {
       log,
       registry: this.#registry,

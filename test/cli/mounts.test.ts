@@ -53,6 +53,9 @@ test("CLI: --mount serves a mounted worker on its routes, the Host header choosi
   const [, port] = await waitForOutput(run, LISTENING);
   assert.equal(await get(Number(port), "/todos/1", "api.mf"), "api top /todos/1");
   assert.equal(await get(Number(port), "/todos/1"), "parent - /todos/1");
+  // The mount's lines carry its name
+  assert.match(run.stdout(), /^\[mf:inf:api\] Worker reloaded! \(\d+B\)$/m);
+  assert.match(run.stdout(), /^\[mf:inf\] Worker reloaded! \(\d+B\)$/m);
 });
 
 test("CLI: --mount NAME=PATH@ENV applies the mount's wrangler.toml environment", async (t) => {
