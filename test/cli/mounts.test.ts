@@ -108,3 +108,23 @@ test("CLI: --service binds a mounted worker, --do NAME=CLASS@MOUNT an object cla
   assert.equal(await get(Number(port), "/"), "api saw /hello count=1");
   assert.equal(await get(Number(port), "/"), "api saw /hello count=2");
 });
+
+test("CLI: the seed's `miniflare --mount api=./api --mount site=./site@dev`", async (t) => {
+  const tmp = await useTmp(t);
+  await writeFiles(tmp, {
+    "api/api-worker.js": `addEventListener("fetch", (event) => event.respondWith(new Response("api")));`,
+    "api/package.json": JSON.stringify({ main: "./api-worker.js" }),
+    "api/wrangler.toml": `name = "api"\n[miniflare]\nroutes = ["api.mf/*"]\n`,
+    "site/package.json": JSON.stringify({ module: "./site-worker.mjs" }),
+    "site/site-worker.mjs": `export default { fetch: () => new Response("site") }`,
+    "site/wrangler.toml": `name = "site"\n[build.upload]\nformat = "modules"\n[env.dev]\nroute = "site.mf/*"\n`,
+    "package.json": JSON.stringify({ main: "./worker.js" }),
+    "worker.js": `addEventListener("fetch", (event) => event.respondWith(new Response("parent")));`,
+  });
+  const run = runBin(t, ["--mount", "api=./api", "--mount", "site=./site@dev", "--port", "0", "--no-update-check"], tmp);
+  const [, port] = await waitForOutput(run, LISTENING);
+  // The seed's `curl "http://localhost:8787/todos/update/1" -H "Host: api.mf"`
+  assert.equal(await get(Number(port), "/todos/update/1", "api.mf"), "api");
+  assert.equal(await get(Number(port), "/", "site.mf"), "site");
+  assert.equal(await get(Number(port), "/"), "parent");
+});
