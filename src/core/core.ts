@@ -163,6 +163,8 @@ export class MiniflareCore<
       const next = this.#next;
       this.#next = undefined;
       this.#nextRouting = undefined;
+      // Workers serving go back to their options and plugins; new ones go
+      for (const worker of this.#workers.values()) await worker.discard();
       for (const [name, worker] of next ?? []) {
         if (this.#workers.get(name) !== worker) await worker.dispose();
       }
@@ -238,7 +240,7 @@ export class MiniflareCore<
       for (const [worker, next] of prepared) worker.abort(next);
       throw e;
     }
-    for (const worker of prepared.keys()) await worker.beforeReload();
+    for (const worker of prepared.keys()) await worker.adopt();
     // Objects of the previous version are dropped: the new one builds its own
     this.#registry.reset();
     for (const [worker, next] of prepared) await worker.commit(next, named);

@@ -44,6 +44,19 @@ export class PluginSet<Plugins extends CorePluginSignatures> {
   readonly #beforeSetupWatch = new Map<string, Set<string>>();
   readonly #setupWatch = new Map<string, Set<string>>();
   readonly #setupResults = new Map<string, SetupResult>();
+  /**
+   * While a new version is being made: the instances create() replaced and
+   * what every hook had returned before, for discard() to put back. adopt()
+   * disposes the replaced instances once the new version is committed.
+   */
+  #undo?: {
+    /** No version was made before: nothing to go back to */
+    first: boolean;
+    replaced: Map<string, PluginInstances<CorePluginSignatures>[string]>;
+    beforeSetupWatch: Map<string, Set<string>>;
+    setupWatch: Map<string, Set<string>>;
+    setupResults: Map<string, SetupResult>;
+  };
 
   constructor(entries: PluginEntries, log: Log, storage: (name: string) => StorageFactory) {
     this.#entries = entries;
@@ -60,9 +73,10 @@ export class PluginSet<Plugins extends CorePluginSignatures> {
   }
 
   /**
-   * Re-creates (disposing the old instance) every plugin but the `unchanged`
-   * ones, runs their beforeSetup, then their setup; and the setup of the
-   * plugin giving the script if a build (beforeSetup) may have rewritten it
+   * Re-creates every plugin but the `unchanged` ones, runs their
+   * beforeSetup, then their setup; and the setup of the plugin giving the
+   * script if a build (beforeSetup) may have rewritten it. The instances
+   * replaced stay alive until adopt(), or come back with discard().
    */
   async create(
     ctx: PluginContext,
@@ -70,13 +84,20 @@ export class PluginSet<Plugins extends CorePluginSignatures> {
     unchanged: (name: string) => boolean
   ): Promise<void> {
     const instances: Record<string, unknown> = this.#instances;
+    const undo = (this.#undo ??= {
+      first: Object.keys(instances).length === 0,
+      replaced: new Map(),
+      beforeSetupWatch: new Map(this.#beforeSetupWatch),
+      setupWatch: new Map(this.#setupWatch),
+      setupResults: new Map(this.#setupResults),
+    });
     let ranBeforeSetup = false;
     for (const [name, plugin] of this.#entries) {
       if (unchanged(name)) continue;
       const existing = this.#get(name);
-      if (existing?.dispose) {
-        this.#log.verbose(`- dispose(${name})`);
-        await existing.dispose();
+      if (existing !== undefined) {
+        if (undo.replaced.has(name)) await this.#disposeInstance(name, existing);
+        else undo.replaced.set(name, existing);
       }
       instances[name] = new plugin(ctx, options[name]);
       if (await this.#runBeforeSetup(name)) ranBeforeSetup = true;
@@ -196,13 +217,51 @@ export class PluginSet<Plugins extends CorePluginSignatures> {
     }
   }
 
+  /** The new version is committed: the instances it replaced go */
+  async adopt(): Promise<void> {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    for (const [name, instance] of undo?.replaced ?? []) await this.#disposeInstance(name, instance);
+  }
+
+  /**
+   * The new version won't be committed: its new instances go, and the ones
+   * they replaced come back with their hooks' results. (Plugins created for
+   * a worker's first version have nothing to go back to, and stay.)
+   */
+  async discard(): Promise<void> {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    if (undo === undefined || undo.first) return;
+    const instances: Record<string, unknown> = this.#instances;
+    for (const [name, previous] of undo.replaced) {
+      await this.#disposeInstance(name, this.#get(name)!);
+      instances[name] = previous;
+    }
+    for (const [data, saved] of [
+      [this.#beforeSetupWatch, undo.beforeSetupWatch],
+      [this.#setupWatch, undo.setupWatch],
+    ] as const) {
+      data.clear();
+      for (const [name, paths] of saved) data.set(name, paths);
+    }
+    this.#setupResults.clear();
+    for (const [name, result] of undo.setupResults) this.#setupResults.set(name, result);
+  }
+
+  async #disposeInstance(name: string, instance: PluginInstances<CorePluginSignatures>[string]): Promise<void> {
+    if (instance.dispose) {
+      this.#log.verbose(`- dispose(${name})`);
+      await instance.dispose();
+    }
+  }
+
   async dispose(): Promise<void> {
+    // Instances replaced by a version never committed go too
+    await this.adopt();
     for (const [name] of this.#entries) {
       const instance = this.#get(name);
-      if (instance?.dispose) {
-        this.#log.verbose(`- dispose(${name})`);
-        await instance.dispose();
-      }
+      if (instance !== undefined) await this.#disposeInstance(name, instance);
     }
   }
 }

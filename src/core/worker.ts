@@ -99,6 +99,14 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
   #globalScope?: ServiceWorkerGlobalScope;
   #bindings?: Context;
   #moduleExports?: Context;
+  /** What init() changed, for discard() to put back until adopt() */
+  #undo?: {
+    previousOptions?: SplitOptions;
+    previousContext?: ContextKey;
+    compat?: Compatibility;
+    watch?: boolean;
+    wranglerConfigPath?: string;
+  };
 
   constructor(host: WorkerHost, plugins: PluginEntries, options: Context) {
     this.#host = host;
@@ -170,6 +178,13 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
     if (this.#optionsError !== undefined) throw this.#optionsError;
     const log = this.#host.log;
     log.debug("Initialising worker...");
+    this.#undo ??= {
+      previousOptions: this.#previousOptions,
+      previousContext: this.#previousContext,
+      compat: this.#compat,
+      watch: this.#watch,
+      wranglerConfigPath: this.#wranglerConfigPath,
+    };
     const previous = this.#previousOptions;
     const { options, rootPath } = await loadOptions(this.#plugins, this.#overrides, {
       log,
@@ -188,9 +203,9 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
     };
     let ctxUpdate = contextChanged(this.#previousContext, context) || reloadAll;
     this.#previousContext = context;
-    if (this.#compat) {
-      if (this.#compat.update(core.compatibilityDate, core.compatibilityFlags)) ctxUpdate = true;
-    } else {
+    // A new object when it changes: the version serving keeps its own
+    if (!this.#compat?.matches(core.compatibilityDate, core.compatibilityFlags)) {
+      if (this.#compat !== undefined) ctxUpdate = true;
       this.#compat = new Compatibility(core.compatibilityDate, core.compatibilityFlags);
     }
     const ctx: PluginContext = {
@@ -241,9 +256,31 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
     return this.#pluginSet.scriptPaths();
   }
 
-  /** Tells every plugin a new version is about to be committed */
-  beforeReload(): Promise<void> {
-    return this.#pluginSet.beforeReload();
+  /**
+   * The version init() made will be committed: plugin instances it replaced
+   * are disposed. Then every plugin is told (beforeReload).
+   */
+  async adopt(): Promise<void> {
+    this.#undo = undefined;
+    await this.#pluginSet.adopt();
+    await this.#pluginSet.beforeReload();
+  }
+
+  /**
+   * The version init() made won't be committed: its options, compatibility
+   * and plugin instances go, and the serving version's come back
+   */
+  async discard(): Promise<void> {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    await this.#pluginSet.discard();
+    // (a worker's first version has nothing to go back to)
+    if (undo === undefined || undo.previousOptions === undefined) return;
+    this.#previousOptions = undo.previousOptions;
+    this.#previousContext = undo.previousContext;
+    this.#compat = undo.compat;
+    this.#watch = undo.watch;
+    this.#wranglerConfigPath = undo.wranglerConfigPath;
   }
 
   /**

@@ -128,14 +128,17 @@ export class Compatibility {
   }
 
   /** Returns true if the date or flags changed */
-  update(compatibilityDate = "1970-01-01", compatibilityFlags: string[] = []): boolean {
-    if (
+  /** Whether this is the compatibility of that date and those flags */
+  matches(compatibilityDate = "1970-01-01", compatibilityFlags: string[] = []): boolean {
+    return (
       this.#date === compatibilityDate &&
       this.#flags.length === compatibilityFlags.length &&
       this.#flags.every((flag, i) => compatibilityFlags[i] === flag)
-    ) {
-      return false;
-    }
+    );
+  }
+
+  update(compatibilityDate = "1970-01-01", compatibilityFlags: string[] = []): boolean {
+    if (this.matches(compatibilityDate, compatibilityFlags)) return false;
     this.#date = compatibilityDate;
     this.#flags = compatibilityFlags;
     this.#rebuild();

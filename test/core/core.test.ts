@@ -94,11 +94,12 @@ test("MiniflareCore: runs plugin hooks in order and dispatches reload events", a
 
   calls.length = 0;
   await core.setOptions({ testValue: "b" });
+  // The replaced instance lives until the new version is committed
   assert.deepEqual(calls, [
-    "dispose",
     "constructor(b)",
     "beforeSetup",
     "setup",
+    "dispose",
     "beforeReload",
     "reload(BOUND)",
   ]);
@@ -109,6 +110,37 @@ test("MiniflareCore: runs plugin hooks in order and dispatches reload events", a
   calls.length = 0;
   await core.dispose();
   assert.deepEqual(calls, ["dispose"]);
+});
+
+test("MiniflareCore: a failed setOptions keeps the serving version's plugins, options and compatibility", async (t) => {
+  calls.length = 0;
+  const { core } = createCore({ script, testValue: "a", compatibilityDate: "2021-01-01" });
+  t.after(() => core.dispose());
+  const serving = (await core.getPlugins()).TestPlugin;
+  const compat = (await core.getPlugins()).CorePlugin.ctx.compat;
+  calls.length = 0;
+  await assert.rejects(
+    core.setOptions({ testValue: "b", compatibilityDate: "2022-11-30", script: `throw new Error("broken")` }),
+    /broken/
+  );
+  // The new instance went; the serving one was never told anything
+  assert.deepEqual(calls, ["constructor(b)", "beforeSetup", "setup", "dispose"]);
+  const plugins = await core.getPlugins();
+  assert.equal(plugins.TestPlugin, serving);
+  assert.equal(plugins.CorePlugin.ctx.compat, compat);
+  assert.equal(compat.compatibilityDate, "2021-01-01");
+  const res = await core.dispatchFetch("http://localhost/");
+  assert.equal(await res.text(), "a");
+
+  // Setting the same failed options again tries them again, in full
+  calls.length = 0;
+  await assert.rejects(core.setOptions({}), /broken/);
+  assert.deepEqual(calls, ["constructor(b)", "beforeSetup", "setup", "dispose"]);
+  // And good ones apply, the serving instance going only then
+  calls.length = 0;
+  await core.setOptions({ script });
+  assert.deepEqual(calls, ["constructor(b)", "beforeSetup", "setup", "dispose", "beforeReload", "reload(BOUND)"]);
+  assert.equal((await core.getPlugins()).CorePlugin.ctx.compat.compatibilityDate, "2022-11-30");
 });
 
 test("MiniflareCore: first reload event is initial", async (t) => {

@@ -1041,6 +1041,22 @@ test("Miniflare: Durable Objects: an alarm fires when the clock reaches its time
   assert.equal(await text(mf), "null");
 });
 
+test("Miniflare: Durable Objects: an alarm still fires after a failed reload that changed the objects' options", async (t) => {
+  const clock = new TestClock();
+  const mf = useMiniflare(t, { script: ALARM_SCRIPT, durableObjects: { OBJ: "Obj" } }, clock);
+  const at = clock.now + 50;
+  assert.equal(await text(mf, `http://localhost/?at=${at}`), String(at));
+  // New options for the plugin, and a script that doesn't load: the
+  // serving version keeps its plugin, alarms included
+  await assert.rejects(
+    mf.setOptions({ durableObjects: { OBJ: "Obj", OTHER: "Obj" }, script: `throw new Error("broken")` }),
+    /broken/
+  );
+  await clock.advance(50);
+  assert.equal((await alarmRuns(mf)).length, 1);
+  assert.equal(await text(mf), "null");
+});
+
 test("Miniflare: Durable Objects: a persisted alarm survives a restart", async (t) => {
   const tmp = await useTmp(t);
   const clock = new TestClock();
