@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { test } from "node:test";
 import { runBin, waitForOutput } from "../helpers/process.js";
+import { seedMountsTree } from "../helpers/seeds.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
 
 const LISTENING = /Listening on 127\.0\.0\.1:(\d+)/;
@@ -110,21 +111,11 @@ test("CLI: --service binds a mounted worker, --do NAME=CLASS@MOUNT an object cla
 });
 
 test("CLI: the seed's `miniflare --mount api=./api --mount site=./site@dev`", async (t) => {
-  const tmp = await useTmp(t);
-  await writeFiles(tmp, {
-    "api/api-worker.js": `addEventListener("fetch", (event) => event.respondWith(new Response("api")));`,
-    "api/package.json": JSON.stringify({ main: "./api-worker.js" }),
-    "api/wrangler.toml": `name = "api"\n[miniflare]\nroutes = ["api.mf/*"]\n`,
-    "site/package.json": JSON.stringify({ module: "./site-worker.mjs" }),
-    "site/site-worker.mjs": `export default { fetch: () => new Response("site") }`,
-    "site/wrangler.toml": `name = "site"\n[build.upload]\nformat = "modules"\n[env.dev]\nroute = "site.mf/*"\n`,
-    "package.json": JSON.stringify({ main: "./worker.js" }),
-    "worker.js": `addEventListener("fetch", (event) => event.respondWith(new Response("parent")));`,
-  });
+  const tmp = await seedMountsTree(t);
   const run = runBin(t, ["--mount", "api=./api", "--mount", "site=./site@dev", "--port", "0", "--no-update-check"], tmp);
   const [, port] = await waitForOutput(run, LISTENING);
   // The seed's `curl "http://localhost:8787/todos/update/1" -H "Host: api.mf"`
-  assert.equal(await get(Number(port), "/todos/update/1", "api.mf"), "api");
-  assert.equal(await get(Number(port), "/", "site.mf"), "site");
+  assert.equal(await get(Number(port), "/todos/update/1", "api.mf"), "api /todos/update/1");
+  assert.equal(await get(Number(port), "/", "site.mf"), "site dev /");
   assert.equal(await get(Number(port), "/"), "parent");
 });
