@@ -295,13 +295,13 @@ export class DurableObjectNamespace {
     if (!HEX_ID_REGEXP.test(hexId)) {
       throw new TypeError("Invalid Durable Object ID. Durable Object IDs must be 64 hex digits.");
     }
-    const lower = hexId.toLowerCase();
-    if (!lower.endsWith(this.#objectNameHashHex)) {
+    // Compared as written, as Miniflare 2 does: an id in upper case is foreign
+    if (!hexId.endsWith(this.#objectNameHashHex)) {
       throw new TypeError(
         "Invalid Durable Object ID. The ID does not match this Durable Object class."
       );
     }
-    return new DurableObjectId(this.#objectName, lower);
+    return new DurableObjectId(this.#objectName, hexId.toLowerCase());
   }
 
   get(id: DurableObjectId): DurableObjectStub {

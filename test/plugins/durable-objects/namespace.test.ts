@@ -221,6 +221,11 @@ test("DurableObjectNamespace: idFromString: rejects malformed and foreign ids", 
     name: "TypeError",
     message: "Invalid Durable Object ID. The ID does not match this Durable Object class.",
   });
+  // Our own id in upper case is foreign too, as in Miniflare 2
+  assert.throws(() => ns.idFromString(OBJ_TEST_ID.toUpperCase()), {
+    name: "TypeError",
+    message: "Invalid Durable Object ID. The ID does not match this Durable Object class.",
+  });
   // A suffix one digit off is still foreign
   const tampered = OBJ_TEST_ID.substring(0, 63) + (OBJ_TEST_ID[63] === "0" ? "1" : "0");
   assert.throws(() => ns.idFromString(tampered), {
