@@ -52,9 +52,12 @@ export interface ConvertOptions {
 /**
  * Converts an incoming Node request into a Workers Request, adding the
  * headers and `cf` object Cloudflare's edge adds. Unlike Miniflare 2, the
- * client's own CF-Connecting-IP and X-Real-IP are replaced by the address
- * it really connected from (or the meta provider's): a client can't claim
- * to be someone else. Throws a TypeError for a URL or Host that doesn't parse.
+ * edge's headers are always ours, as in production: the client's own
+ * CF-Connecting-IP and X-Real-IP are replaced by the address it really
+ * connected from (or the meta provider's), and CF-Ray, CF-IPCountry,
+ * CF-Visitor and X-Forwarded-Proto by what the edge would send, so a client
+ * can't claim to be elsewhere. Throws a TypeError for a URL or Host that
+ * doesn't parse.
  */
 export function convertNodeRequest(
   req: http.IncomingMessage,
@@ -70,10 +73,10 @@ export function convertNodeRequest(
   const headers = _headersFromIncomingRequest(req);
   headers.set("x-real-ip", ip);
   headers.set("cf-connecting-ip", ip);
-  if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", proto);
-  if (!headers.has("cf-ipcountry")) headers.set("cf-ipcountry", cf.country ?? "US");
-  if (!headers.has("cf-ray")) headers.set("cf-ray", randomHex(16));
-  if (!headers.has("cf-visitor")) headers.set("cf-visitor", `{"scheme":"${proto}"}`);
+  headers.set("x-forwarded-proto", proto);
+  headers.set("cf-ipcountry", cf.country ?? "US");
+  headers.set("cf-ray", randomHex(16));
+  headers.set("cf-visitor", `{"scheme":"${proto}"}`);
   headers.set("host", url.host);
   // The edge always asks origins for gzip; the client's own preference is
   // kept in cf.clientAcceptEncoding

@@ -81,7 +81,7 @@ test("HTTP server: sets Content-Length from the body and keeps Set-Cookie header
   res.resume();
 });
 
-test("HTTP server: requests carry cf and Cloudflare's headers; a spoofed client IP is replaced", async (t) => {
+test("HTTP server: requests carry cf and Cloudflare's headers; the client's own edge headers are replaced", async (t) => {
   const mf = useMiniflare(t, {
     modules: true,
     script: `export default { fetch(request) {
@@ -92,6 +92,8 @@ test("HTTP server: requests carry cf and Cloudflare's headers; a spoofed client 
         acceptEncoding: request.headers.get("accept-encoding"),
         proto: request.headers.get("x-forwarded-proto"),
         ray: request.headers.get("cf-ray"),
+        country: request.headers.get("cf-ipcountry"),
+        visitor: request.headers.get("cf-visitor"),
         host: request.headers.get("host"),
         url: request.url,
       });
@@ -99,7 +101,15 @@ test("HTTP server: requests carry cf and Cloudflare's headers; a spoofed client 
   });
   const url = await serve(t, mf);
   const res = await fetch(`${url}/path?q=1`, {
-    headers: { "CF-Connecting-IP": "1.2.3.4", "X-Real-IP": "1.2.3.4", "Accept-Encoding": "br" },
+    headers: {
+      "CF-Connecting-IP": "1.2.3.4",
+      "X-Real-IP": "1.2.3.4",
+      "CF-Ray": "0123456789abcdef",
+      "CF-IPCountry": "XX",
+      "CF-Visitor": '{"scheme":"http"}',
+      "X-Forwarded-Proto": "http",
+      "Accept-Encoding": "br",
+    },
   });
   const data = await res.json();
   assert.equal(data.ip, "127.0.0.1");
@@ -110,6 +120,9 @@ test("HTTP server: requests carry cf and Cloudflare's headers; a spoofed client 
   assert.equal(data.cf.colo, "DFW");
   assert.equal(data.proto, "https");
   assert.match(data.ray, /^[0-9a-f]{16}$/);
+  assert.notEqual(data.ray, "0123456789abcdef");
+  assert.equal(data.country, "US");
+  assert.equal(data.visitor, '{"scheme":"https"}');
   assert.equal(data.url, `${url}/path?q=1`);
 });
 
