@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { MiniflareCore } from "../core/core.js";
 import { errorResponse } from "./error-page.js";
+import { enforceHeadersDeadline } from "./headers-deadline.js";
 import { type ListenerHooks, MAX_HEADERS_SIZE, checkLimits, createRequestListener } from "./listener.js";
 import { LIVE_RELOAD_PATH, LiveReloadServer, injectLiveReload } from "./live-reload.js";
 import {
@@ -106,6 +107,8 @@ export async function createServer(
   const server = httpsOptions
     ? https.createServer({ ...httpsOptions, ...serverOptions }, listener)
     : http.createServer(serverOptions, listener);
+  // (Node's own check stays: it also closes clients that stop sending)
+  enforceHeadersDeadline(server, () => server.headersTimeout);
 
   // At most maxConnectionsPerIp connections from one address: others are
   // closed straight away, before a byte of theirs is read. Counted even

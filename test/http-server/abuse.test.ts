@@ -69,23 +69,27 @@ test("HTTP server: clients dribbling headers are closed once the headers timeout
   });
   const port = await listen(t, (await mf.createServer()) as http.Server);
 
-  const slow: { socket: net.Socket; closedAt?: number; received: string }[] = [];
+  const slow: { socket: net.Socket; closedAt?: number; received: string; lines: boolean }[] = [];
   t.after(() => {
     for (const { socket } of slow) socket.destroy();
   });
   const start = Date.now();
   for (let i = 0; i < 50; i++) {
     const socket = await connect(port);
-    const entry: (typeof slow)[number] = { socket, received: "" };
+    // Half send a byte at a time, half a whole header line at a time (which
+    // restarts Node's own timer, so only our deadline closes those)
+    const entry: (typeof slow)[number] = { socket, received: "", lines: i % 2 === 1 };
     socket.on("error", () => {});
     socket.on("data", (data) => (entry.received += data));
     socket.on("close", () => (entry.closedAt = Date.now()));
-    socket.write("GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
+    socket.write(entry.lines ? "GET / HTTP/1.1\r\nHost: localhost\r\n" : "GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
     slow.push(entry);
   }
+  let line = 0;
   const dribble = setInterval(() => {
-    for (const { socket } of slow) if (!socket.destroyed) socket.write("a");
-  }, 50);
+    line++;
+    for (const { socket, lines } of slow) if (!socket.destroyed) socket.write(lines ? `X-Line-${line}: v\r\n` : "a");
+  }, 125);
   t.after(() => clearInterval(dribble));
 
   // Served meanwhile
