@@ -140,12 +140,14 @@ const putTypeError =
   "KV put() accepts only strings, ArrayBuffers, ArrayBufferViews, and ReadableStreams as values.";
 
 /**
- * Reads a stream, keeping at most MAX_VALUE_SIZE bytes: past that, bytes
- * are only counted (for the error message), never buffered.
+ * Reads a stream, keeping at most MAX_VALUE_SIZE bytes: the chunk that goes
+ * past the limit ends the read (the stream is cancelled) and the put is
+ * rejected, so a huge stream is never read to its end.
  */
 async function readStream(stream: ReadableStream): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
+  // (leaving the loop early cancels the stream)
   for await (const chunk of stream as AsyncIterable<unknown>) {
     let bytes: Uint8Array;
     if (typeof chunk === "string") bytes = encoder.encode(chunk);
@@ -153,9 +155,9 @@ async function readStream(stream: ReadableStream): Promise<Uint8Array> {
     else if (types.isAnyArrayBuffer(chunk)) bytes = new Uint8Array(chunk);
     else throw new TypeError(putTypeError);
     length += bytes.byteLength;
-    if (length <= MAX_VALUE_SIZE) chunks.push(bytes);
+    if (length > MAX_VALUE_SIZE) throw streamSizeError(length);
+    chunks.push(bytes);
   }
-  if (length > MAX_VALUE_SIZE) throw valueSizeError(length);
   // (Buffer.concat() may return a view of Node's shared Buffer pool)
   const result = new Uint8Array(length);
   let offset = 0;
@@ -164,6 +166,11 @@ async function readStream(stream: ReadableStream): Promise<Uint8Array> {
     offset += chunk.byteLength;
   }
   return result;
+}
+
+/** Only the bytes read so far are known: the stream may have had more */
+function streamSizeError(length: number): Error {
+  return kvError("PUT", 413, `Value length of at least ${length} exceeds limit of ${MAX_VALUE_SIZE}.`);
 }
 
 function valueSizeError(length: number): Error {

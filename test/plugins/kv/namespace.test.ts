@@ -482,13 +482,46 @@ test("KVNamespace: put: value of more than 25MiB throws, exactly 25MiB works", a
     s,
     (key) => s.ns.put(key, streamOf([...Array(25).fill(mib), new Uint8Array(1)])),
     Error,
-    message
+    "KV PUT failed: 413 Value length of at least 26214401 exceeds limit of 26214400."
   );
 
   await s.ns.put("exact", new Uint8Array(MAX_VALUE).fill(1));
   assert.equal((await s.ns.get("exact", "arrayBuffer"))!.byteLength, MAX_VALUE);
   await s.ns.put("exact-stream", streamOf(Array(25).fill(mib)));
   assert.equal((await s.ns.get("exact-stream", "arrayBuffer"))!.byteLength, MAX_VALUE);
+});
+
+test("KVNamespace: put: a stream over the limit is cancelled once past it, never read to its end (reliability check 2)", async () => {
+  const s = setup();
+  const mib = 1024 * 1024;
+  const reads: { pulled: number; cancelled: boolean }[] = [];
+  // 64 MiB, made one MiB at a time as it is read
+  const huge = () => {
+    const read = { pulled: 0, cancelled: false };
+    reads.push(read);
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (read.pulled === 64) return controller.close();
+        read.pulled++;
+        controller.enqueue(new Uint8Array(mib));
+      },
+      cancel() {
+        read.cancelled = true;
+      },
+    });
+  };
+  await assertPutRejects(
+    s,
+    (key) => s.ns.put(key, huge()),
+    Error,
+    `KV PUT failed: 413 Value length of at least ${26 * mib} exceeds limit of 26214400.`
+  );
+  assert.equal(reads.length, 2);
+  for (const { pulled, cancelled } of reads) {
+    assert.ok(cancelled);
+    // The chunk past the limit, and the one the stream queued ahead at most
+    assert.ok(pulled <= 27, `${pulled} MiB read`);
+  }
 });
 
 test("KVNamespace: put: metadata over 1024 bytes of JSON throws, 1024 works", async () => {
