@@ -844,13 +844,17 @@ test("Miniflare: Durable Objects: gate boundaries are documented and transaction
 
   for (const persist of [undefined, await useTmp(t)]) {
     const mf = await counterMiniflare(t, persist);
-    // The lossy patterns complete, but may lose updates (never invent any)
-    for (const mode of ["wait", "timeout", "concurrency"]) {
+    // Without transaction(), each pattern loses updates: 200 increments
+    // started together end below 200 (but above 0: none is invented)
+    // (allowConcurrency only matters while a read waits on I/O: in memory,
+    // reads never do)
+    const lossy = persist === undefined ? ["wait", "timeout"] : ["wait", "timeout", "concurrency"];
+    for (const mode of lossy) {
       const { final } = await concurrentCounter(mf, mode);
-      assert.ok(final >= 1 && final <= 200, `${mode}: ${final}`);
+      assert.ok(final >= 1 && final < 200, `${mode}: ${final}, expected lost updates`);
     }
     const inner = (await json(mf, "http://localhost/inner?n=200")) as { final: number };
-    assert.ok(inner.final >= 1 && inner.final <= 200, `inner: ${inner.final}`);
+    assert.ok(inner.final >= 1 && inner.final < 200, `inner: ${inner.final}, expected lost updates`);
 
     // transaction() fixes each
     for (const mode of ["txn-wait", "txn-timeout", "txn-concurrency"]) {
