@@ -165,9 +165,9 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
-/** Node's timers, unref'd: a pending one never keeps the process alive */
+/** Node's timers: a pending one keeps the process alive, as any timer does */
 export const defaultTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
 };
 

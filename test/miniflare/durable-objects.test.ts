@@ -4,6 +4,7 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
+import { pathToFileURL } from "node:url";
 import { Miniflare, type MiniflareOptions } from "../../src/miniflare.js";
 import {
   DurableObjectError,
@@ -19,6 +20,7 @@ import { rootPath as repoRoot } from "../helpers/fixtures.js";
 import { useServer } from "../helpers/http.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
+import { exitsWithin, runNode } from "../helpers/process.js";
 import { startRedisServer } from "../helpers/redis.js";
 import { deferred, flushTurns, within } from "../helpers/sync.js";
 import { useTmp, writeFiles } from "../helpers/tmp.js";
@@ -1059,6 +1061,35 @@ test("Miniflare: Durable Objects: an alarm still fires after a failed reload tha
   await clock.advance(50);
   assert.equal((await alarmRuns(mf)).length, 1);
   assert.equal(await text(mf), "null");
+});
+
+test("Miniflare: Durable Objects: a pending alarm keeps Node running until it fires; with none, nothing does", async (t) => {
+  const tmp = await useTmp(t);
+  // A script awaiting nothing but the alarm, never disposing
+  const script = (setAlarm: boolean) => `
+    import { Miniflare } from ${JSON.stringify(pathToFileURL(path.join(repoRoot, "dist", "src", "index.js")).href)};
+    const mf = new Miniflare({
+      modules: true,
+      durableObjects: { OBJ: "Obj" },
+      script: \`export class Obj {
+        constructor(state) { this.state = state; }
+        async fetch() {
+          ${setAlarm ? "await this.state.storage.setAlarm(Date.now() + 300);" : ""}
+          return new Response("set");
+        }
+        alarm() { console.log("alarm ran"); }
+      }
+      export default { fetch: (r, env) => env.OBJ.get(env.OBJ.idFromName("a")).fetch(r) }\`,
+    });
+    console.log(await (await mf.dispatchFetch("http://localhost/")).text());
+  `;
+  await writeFiles(tmp, { "alarm.mjs": script(true), "none.mjs": script(false) });
+  const withAlarm = runNode(t, [path.join(tmp, "alarm.mjs")], tmp);
+  assert.equal(await exitsWithin(withAlarm, 20_000), 0);
+  assert.equal(withAlarm.stdout(), "set\nalarm ran\n");
+  const without = runNode(t, [path.join(tmp, "none.mjs")], tmp);
+  assert.equal(await exitsWithin(without, 20_000), 0);
+  assert.equal(without.stdout(), "set\n");
 });
 
 test("Miniflare: Durable Objects: a persisted alarm survives a restart", async (t) => {

@@ -3,7 +3,8 @@
 // alarms survive restarts with persistence. Timers are only set for alarms
 // due soon; a scan every 30 seconds picks up the rest. Time comes from the
 // injected clock and timers (Date.now() and Node's by default), so tests
-// move a fake clock on instead of waiting.
+// move a fake clock on instead of waiting. A pending alarm keeps the process
+// alive, as a timer does, until dispose(); with none, nothing here does.
 import { type Clock, defaultClock, defaultTimers, type Timers } from "../../shared/data.js";
 import type { Log } from "../../shared/log.js";
 import type { Storage } from "../../shared/storage.js";
@@ -21,7 +22,7 @@ export type AlarmCallback = (objectKey: string) => Promise<void>;
 export interface AlarmStoreOptions {
   /** The current time, in milliseconds since the epoch (default: Date.now()) */
   clock?: Clock;
-  /** Timers firing by `clock`'s time (default: Node's, unref'd) */
+  /** Timers firing by `clock`'s time (default: Node's) */
   timers?: Timers;
 }
 
@@ -71,7 +72,15 @@ export class AlarmStore {
       }
     }
     this.#scan = this.#timers.setTimeout(this.#scanAlarms, SCAN_INTERVAL);
+    this.#holdProcess();
   };
+
+  /** The scan keeps Node running while an alarm is pending, and only then */
+  #holdProcess(): void {
+    const scan = this.#scan as { ref?(): unknown; unref?(): unknown } | undefined;
+    if (this.#alarms.size > 0) scan?.ref?.();
+    else scan?.unref?.();
+  }
 
   #schedule(now: number, objectKey: string, alarm: ScheduledAlarm): void {
     if (this.#callback === undefined) return; // start() schedules it
@@ -110,6 +119,7 @@ export class AlarmStore {
     this.#alarms.set(objectKey, alarm);
     const now = this.#clock();
     if (scheduledTime < now + SCHEDULE_WITHIN) this.#schedule(now, objectKey, alarm);
+    this.#holdProcess();
     await this.#store?.put(objectKey, { value: EMPTY, metadata: { scheduledTime } });
   }
 
@@ -118,6 +128,7 @@ export class AlarmStore {
     if (alarm === undefined) return;
     this.#timers.clearTimeout(alarm.timeout);
     this.#alarms.delete(objectKey);
+    this.#holdProcess();
     await this.#store?.delete(objectKey);
   }
 
