@@ -569,7 +569,9 @@ export class DurableObjectStorage {
 
   put(key: string, value: unknown, options?: DurableObjectPutOptions): Promise<void>;
   put(entries: Record<string, unknown>, options?: DurableObjectPutOptions): Promise<void>;
-  async put(keyEntries: unknown, valueOptions?: unknown, options?: DurableObjectPutOptions): Promise<void> {
+  // put() and delete() check their arguments synchronously, throwing, as in
+  // Miniflare 2; what happens after is their promise's
+  put(keyEntries: unknown, valueOptions?: unknown, options?: DurableObjectPutOptions): Promise<void> {
     if (keyEntries === undefined) throw undefinedKeyError("put", "DurableObjectStorage");
     const entries = normalisePutEntries(keyEntries, valueOptions);
     if (typeof keyEntries === "object" && keyEntries !== null && options === undefined) {
@@ -580,7 +582,7 @@ export class DurableObjectStorage {
 
   delete(key: string, options?: DurableObjectPutOptions): Promise<boolean>;
   delete(keys: string[], options?: DurableObjectPutOptions): Promise<number>;
-  async delete(keys: unknown, options?: DurableObjectPutOptions): Promise<boolean | number> {
+  delete(keys: unknown, options?: DurableObjectPutOptions): Promise<boolean | number> {
     if (keys === undefined) throw undefinedKeyError("delete", "DurableObjectStorage");
     const many = Array.isArray(keys);
     const names = many ? normaliseKeys(keys) : [normaliseKey(keys)];
@@ -779,9 +781,15 @@ export class DurableObjectTransaction {
 
   put(key: string, value: unknown, options?: DurableObjectPutOptions): Promise<void>;
   put(entries: Record<string, unknown>, options?: DurableObjectPutOptions): Promise<void>;
-  async put(keyEntries: unknown, valueOptions?: unknown, _options?: DurableObjectPutOptions): Promise<void> {
+  // As in Miniflare 2: a missing key and a finished transaction throw
+  // synchronously, other argument errors reject
+  put(keyEntries: unknown, valueOptions?: unknown, _options?: DurableObjectPutOptions): Promise<void> {
     if (keyEntries === undefined) throw undefinedKeyError("put", "DurableObjectTransaction");
     this.#check("put");
+    return this.#put(keyEntries, valueOptions);
+  }
+
+  async #put(keyEntries: unknown, valueOptions: unknown): Promise<void> {
     const entries = normalisePutEntries(keyEntries, valueOptions);
     this.#markWritten(entries.map(([key]) => key));
     for (const [key, value] of entries) this[kOverlay].set(key, value);
@@ -789,9 +797,13 @@ export class DurableObjectTransaction {
 
   delete(key: string, options?: DurableObjectPutOptions): Promise<boolean>;
   delete(keys: string[], options?: DurableObjectPutOptions): Promise<number>;
-  async delete(keys: unknown, options?: DurableObjectPutOptions): Promise<boolean | number> {
+  delete(keys: unknown, options?: DurableObjectPutOptions): Promise<boolean | number> {
     if (keys === undefined) throw undefinedKeyError("delete", "DurableObjectTransaction");
     this.#check("delete");
+    return this.#delete(keys, options);
+  }
+
+  async #delete(keys: unknown, options?: DurableObjectPutOptions): Promise<boolean | number> {
     const many = Array.isArray(keys);
     const names = [...new Set(many ? normaliseKeys(keys) : [normaliseKey(keys)])];
     this.#markWritten(names);
