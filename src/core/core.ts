@@ -31,7 +31,7 @@ export interface MiniflareCoreContext {
   log: Log;
   storageFactory?: StorageFactory;
   scriptRunner?: ScriptRunner;
-  /** Throw ERR_NO_SCRIPT when no script is found (default true) */
+  /** Throw ERR_NO_SCRIPT when no script is found (default false; the Miniflare class sets it) */
   scriptRequired?: boolean;
   /** Only run the script when modules are needed (test environments) */
   scriptRunForModuleExports?: boolean;

@@ -241,7 +241,7 @@ export class Worker<Plugins extends CorePluginSignatures = CorePluginSignatures>
    * one (the host asks only a worker that has no mounts)
    */
   requireScript(): void {
-    if ((this.#host.scriptRequired ?? true) && !this.#pluginSet.hasScript) {
+    if (this.#host.scriptRequired && !this.#pluginSet.hasScript) {
       throwNoScriptError(this.plugins.CorePlugin.modules);
     }
   }

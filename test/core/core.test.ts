@@ -72,10 +72,10 @@ class TestPlugin extends Plugin<TestOptions> implements TestOptions {
 
 const plugins = { CorePlugin, TestPlugin, BindingsPlugin };
 
-function createCore(options: Context, log = new TestLog()) {
+function createCore(options: Context, log = new TestLog(), { scriptRequired = false } = {}) {
   const core = new MiniflareCore(
     plugins,
-    { log, scriptRunner: new VMScriptRunner() },
+    { log, scriptRunner: new VMScriptRunner(), scriptRequired },
     options
   );
   return { core, log };
@@ -254,16 +254,26 @@ test("MiniflareCore: missing default wrangler.toml is ignored, explicit path thr
   await assert.rejects(core.getPlugins(), { code: "ENOENT" });
 });
 
-test("MiniflareCore: throws ERR_NO_SCRIPT with hints", async (t) => {
+test("MiniflareCore: needs no script unless scriptRequired is set, as in Miniflare 2", async (t) => {
   const tmp = await useTmp(t);
-  let { core } = createCore({ rootPath: tmp });
+  const { core } = createCore({ rootPath: tmp });
+  t.after(() => core.dispose());
+  const plugins = await core.getPlugins();
+  assert.equal(plugins.CorePlugin.script, undefined);
+  assert.ok(await core.getGlobalScope());
+});
+
+test("MiniflareCore: with scriptRequired, throws ERR_NO_SCRIPT with hints", async (t) => {
+  const tmp = await useTmp(t);
+  const required = { scriptRequired: true };
+  let { core } = createCore({ rootPath: tmp }, new TestLog(), required);
   t.after(() => core.dispose());
   const error = await assertRejectsMiniflare(core.getPlugins(), MiniflareCoreError, "ERR_NO_SCRIPT");
   assert.match(error.message, /^No script defined, either:\n/);
   assert.match(error.message, /dist\/worker\.js/);
   assert.doesNotMatch(error.message, /build\.upload\.main/);
 
-  ({ core } = createCore({ rootPath: tmp, modules: true }));
+  ({ core } = createCore({ rootPath: tmp, modules: true }, new TestLog(), required));
   t.after(() => core.dispose());
   const modulesError = await assertRejectsMiniflare(core.getPlugins(), MiniflareCoreError, "ERR_NO_SCRIPT");
   assert.match(modulesError.message, /dist\/worker\.mjs/);
