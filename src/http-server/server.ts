@@ -139,11 +139,9 @@ export async function createServer(
     }
     const refused = checkLimits(req, requestBodyLimit);
     if (refused !== undefined) return refuseUpgrade(socket, refused[0], refused[1]);
-    if (pathname === LIVE_RELOAD_PATH) {
-      if (liveReload) liveReloadServer.handleUpgrade(req, socket, head);
-      else refuseUpgrade(socket, 404, "Not Found");
-      return;
-    }
+    // Served with live reload on or off, as in Miniflare 2: only the script
+    // injected into pages depends on the option
+    if (pathname === LIVE_RELOAD_PATH) return liveReloadServer.handleUpgrade(req, socket, head);
     // Everything else is the worker's (it never throws)
     void handleWorkerUpgrade(mf, req, socket, head);
   });

@@ -412,6 +412,21 @@ test("other /cdn-cgi paths are 404 and never reach the worker; /cdn-cgi/ itself 
   assert.equal(fetches, 3);
 });
 
+test("/cdn-cgi/mf/reload is served with live reload on or off, and closed with 1012 at a reload", async (t) => {
+  const { WebSocket: NodeWebSocket } = await import("ws");
+  for (const liveReload of [false, true]) {
+    const { mf, port } = await serve(t, { ...worker(`export default { fetch: () => new Response("worker") }`), liveReload });
+    const ws = new NodeWebSocket(`ws://127.0.0.1:${port}/cdn-cgi/mf/reload`);
+    t.after(() => ws.terminate());
+    await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+    const closed = new Promise<[number, string]>((resolve) =>
+      ws.once("close", (code, reason) => resolve([code, reason.toString()]))
+    );
+    await mf.reload();
+    assert.deepEqual((await closed)[0], 1012, `liveReload: ${liveReload}`);
+  }
+});
+
 test("/cdn-cgi/mf/scheduled answers 200 when the handler throws, and logs the error once", async (t) => {
   const { url, log } = await serve(
     t,
