@@ -65,21 +65,20 @@ export async function writeResponse(response: Response, res: http.ServerResponse
   }
   if (response.body !== null) {
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    // Stop reading (and tell the worker's stream) once the client has gone
-    let gone = false;
-    const onClose = () => {
-      gone = true;
-      void reader.cancel().catch(() => {});
-    };
+    // Once the client has gone, the rest of the body is read and dropped, as
+    // Miniflare 2 did: the worker's further writes are accepted, never
+    // rejected (a worker streaming to a closed tab mustn't see errors)
+    let gone = res.destroyed;
+    const onClose = () => (gone = true);
     res.once("close", onClose);
-    if (res.destroyed) onClose();
     try {
-      while (!gone) {
+      for (;;) {
         const { done, value } = await reader.read();
-        if (done || gone) break;
+        if (done) break;
+        if (gone || !value) continue;
         // Backpressure: a slow client slows the stream, rather than the
         // response piling up in memory
-        if (value && !stream.write(value)) {
+        if (!stream.write(value)) {
           await new Promise<void>((resolve) => {
             const resume = () => {
               stream.off("drain", resume);
@@ -93,8 +92,7 @@ export async function writeResponse(response: Response, res: http.ServerResponse
       }
     } finally {
       res.off("close", onClose);
-      // (If the client went away, onClose has cancelled the stream)
-      if (!gone) reader.releaseLock();
+      reader.releaseLock();
     }
   }
   if (!res.destroyed) stream.end();
