@@ -5,6 +5,8 @@
  * already mapped them back to the sources.
  */
 import type http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { LIVE_RELOAD_SCRIPT } from "./live-reload.js";
 
 export interface ErrorPageRequest {
@@ -87,8 +89,39 @@ function escapeHtml(value: string): string {
     .replace(/'/g, "&#39;");
 }
 
+/**
+ * The folder Miniflare's own code runs from, if known: the one below its
+ * package's dist (`dist/bundle/`, or `dist/src/` in this repository)
+ */
+const OWN_CODE = ((): string | undefined => {
+  const file = fileURLToPath(import.meta.url);
+  const marker = `${path.sep}dist${path.sep}`;
+  const at = file.lastIndexOf(marker);
+  if (at === -1) return undefined;
+  const end = file.indexOf(path.sep, at + marker.length);
+  return end === -1 ? undefined : file.slice(0, end + 1);
+})();
+
+/**
+ * `error` as the page shows it: without the stack frames of Miniflare's own
+ * code, as Miniflare 2's page did, so the worker's frames come first. The
+ * error itself is left whole (the log prints all of it). @internal
+ */
+export function _withoutOwnFrames(error: unknown, ownCode = OWN_CODE): unknown {
+  const stack = (error as { stack?: unknown } | null | undefined)?.stack;
+  if (typeof stack !== "string" || ownCode === undefined) return error;
+  const lines = stack.split("\n");
+  const kept = lines.filter((line) => !(/^\s+at /.test(line) && line.includes(ownCode)));
+  if (kept.length === lines.length) return error;
+  // (inherits the message, name and cause: a view, not a copy)
+  return Object.create(error as object, {
+    stack: { value: kept.join("\n"), configurable: true, writable: true, enumerable: false },
+  });
+}
+
 /** Renders the Youch page, with Miniflare's links in its header */
-async function renderErrorPage(error: unknown, request: ErrorPageRequest): Promise<string> {
+async function renderErrorPage(thrown: unknown, request: ErrorPageRequest): Promise<string> {
+  const error = _withoutOwnFrames(thrown);
   // Loaded on first use: most runs never render an error page
   const [{ Youch }, { Header }] = await Promise.all([
     import("youch"),

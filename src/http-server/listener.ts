@@ -10,6 +10,9 @@ import { RequestBodyTooLargeError, convertNodeRequest, isLoopback } from "./requ
 
 // Describe the connection to the worker or upstream, not to this client
 const HOP_BY_HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding"]);
+
+/** How much more of a response is read, and dropped, after its client has gone */
+const DRAIN_LIMIT = 1024 * 1024; /* 1 MiB */
 /** Production's limits: any one header, and the URL */
 export const MAX_HEADER_SIZE = 16 * 1024; /* 16KiB */
 export const MAX_URL_SIZE = 16 * 1024; /* 16KiB */
@@ -65,17 +68,27 @@ export async function writeResponse(response: Response, res: http.ServerResponse
   }
   if (response.body !== null) {
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    // Once the client has gone, the rest of the body is read and dropped, as
-    // Miniflare 2 did: the worker's further writes are accepted, never
-    // rejected (a worker streaming to a closed tab mustn't see errors)
+    // Once the client has gone, the body is read on and dropped, as Miniflare
+    // 2 did, so the worker's further writes are accepted rather than
+    // rejected; but a stream that gives more than DRAIN_LIMIT bytes more (an
+    // endless one) is then cancelled, where Miniflare 2 spun forever
     let gone = res.destroyed;
+    let drained = 0;
     const onClose = () => (gone = true);
     res.once("close", onClose);
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (gone || !value) continue;
+        if (!value) continue;
+        if (gone) {
+          drained += value.byteLength;
+          if (drained > DRAIN_LIMIT) {
+            await reader.cancel().catch(() => {});
+            break;
+          }
+          continue;
+        }
         // Backpressure: a slow client slows the stream, rather than the
         // response piling up in memory
         if (!stream.write(value)) {
@@ -138,7 +151,9 @@ export interface ListenerHooks {
   renderError?(
     error: unknown,
     req: http.IncomingMessage,
-    showStack: boolean
+    showStack: boolean,
+    /** The headers the worker saw (CF-* ones included), once converted */
+    headers?: Headers
   ): Promise<ErrorPage>;
 }
 
@@ -185,6 +200,7 @@ export function createRequestListener(
 
     let status = 500;
     let waitUntil: Promise<unknown[]> | undefined;
+    let seenHeaders: Headers | undefined;
     try {
       const meta = await HTTP?.getRequestMeta(req);
       let converted: ReturnType<typeof convertNodeRequest>;
@@ -197,6 +213,7 @@ export function createRequestListener(
         return;
       }
       const { request, url } = converted;
+      seenHeaders = request.headers as unknown as Headers;
 
       // A trailing slash is ignored (so "/cdn-cgi/" itself is the worker's)
       const pathname = url.pathname.replace(/\/$/, "");
@@ -244,7 +261,7 @@ export function createRequestListener(
           let page: ErrorPage;
           try {
             // Stack traces only go to this machine
-            page = await renderError(e, req, isLoopback(req));
+            page = await renderError(e, req, isLoopback(req), seenHeaders);
           } catch {
             page = await plainError(e, req, isLoopback(req));
           }

@@ -65,7 +65,7 @@ export async function createServer(
   const liveReloadServer = new LiveReloadServer();
   const hooks: ListenerHooks = {
     transformResponse: (response) => (liveReload ? injectLiveReload(response) : response),
-    async renderError(error, req, showStack) {
+    async renderError(error, req, showStack, headers) {
       if (!showStack) {
         return {
           status: 500,
@@ -73,7 +73,8 @@ export async function createServer(
           body: "Internal Server Error",
         };
       }
-      return errorResponse(error, req, { liveReload });
+      // The page lists the headers the worker saw, as Miniflare 2's did
+      return errorResponse(error, { method: req.method, url: req.url, headers: headers ?? req.headers }, { liveReload });
     },
   };
   // The cf object is fetched (or read from its cache) in the background

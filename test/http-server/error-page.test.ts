@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test, type TestContext } from "node:test";
 import vm from "node:vm";
 import type { Browser } from "playwright-core";
-import { type ErrorPageRequest, errorResponse } from "../../src/http-server/error-page.js";
+import { type ErrorPageRequest, _withoutOwnFrames, errorResponse } from "../../src/http-server/error-page.js";
 import { LIVE_RELOAD_PATH, LIVE_RELOAD_SCRIPT, LiveReloadServer } from "../../src/http-server/live-reload.js";
 import { launchBrowser, usePage } from "../helpers/browser.js";
 import { until } from "../helpers/sync.js";
@@ -165,6 +165,28 @@ test("errorResponse: escapes hints carried by the thrown error", async () => {
   const { body } = await errorResponse(error, request({ accept: "text/html" }));
   assert(!body.includes('<img src=x onerror="alert(1)">'));
   assert(body.includes("&lt;img src=x"));
+});
+
+test("_withoutOwnFrames: drops Miniflare's own frames from the stack shown, leaving the error whole", () => {
+  const error = new Error("broke", { cause: "why" });
+  error.stack = [
+    "Error: broke",
+    "    at handler (file:///project/worker.js:3:9)",
+    "    at dispatch (/project/node_modules/miniflare/dist/bundle/chunk-1.js:10:5)",
+    "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)",
+  ].join("\n");
+  const shown = _withoutOwnFrames(error, "/project/node_modules/miniflare/dist/bundle/") as Error;
+  assert.equal(
+    shown.stack,
+    "Error: broke\n    at handler (file:///project/worker.js:3:9)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)"
+  );
+  assert.equal(shown.message, "broke");
+  assert.equal(shown.cause, "why");
+  assert.ok(shown instanceof Error);
+  // The error itself keeps every frame
+  assert.match(error.stack!, /chunk-1\.js/);
+  // Nothing to drop: the same error
+  assert.equal(_withoutOwnFrames(error, "/elsewhere/"), error);
 });
 
 test("errorResponse: shows the cause", async () => {

@@ -12,6 +12,7 @@ import { HTTPPlugin, getAccessibleHosts } from "../../src/http-server/plugin.js"
 import type { Miniflare, MiniflareOptions } from "../../src/miniflare.js";
 import { Compatibility } from "../../src/shared/compat.js";
 import { LogLevel } from "../../src/shared/log.js";
+import { rootPath as repoRoot } from "../helpers/fixtures.js";
 import { TestLog } from "../helpers/log.js";
 import { useMiniflare } from "../helpers/miniflare.js";
 import { flushTurns, until, within } from "../helpers/sync.js";
@@ -708,6 +709,22 @@ test("a throwing worker gets a 500 with the stack for loopback clients", async (
   // A rejection from the bad request would have come before the good one's answer
   await flushTurns();
   check();
+});
+
+test("a browser's error page lists the CF-* headers the worker saw, and the worker's frames without Miniflare's", async (t) => {
+  const { url } = await serve(t, throwingWorker);
+  const res = await request(`${url}/throw`, { headers: { Accept: "text/html", "CF-Ray": "from-the-client" } });
+  assert.equal(res.status, 500);
+  assert.match(String(res.headers["content-type"]), /^text\/html/);
+  // The headers the server added for the worker, not the client's
+  for (const header of ["cf-connecting-ip", "cf-ray", "cf-ipcountry", "cf-visitor"]) {
+    assert.ok(res.text.toLowerCase().includes(header), header);
+  }
+  assert.ok(!res.text.includes("from-the-client"));
+  // The worker's frame is there; none of Miniflare's own code is
+  assert.match(res.text, /brokenHandler/);
+  const ownCode = path.join(repoRoot, "dist", "src") + path.sep;
+  assert.ok(!res.text.includes(ownCode), "a frame of Miniflare's own code is shown");
 });
 
 test("a throwing worker's stack isn't sent to clients on other machines", async (t) => {
