@@ -410,6 +410,41 @@ function cloneRequestInit(init: object): RequestInit {
   return result as RequestInit;
 }
 
+/** Whether `input` is a Request, but neither ours nor our undici's */
+function isForeignRequest(input: unknown, BaseRequest: typeof globalThis.Request): input is globalThis.Request {
+  return (
+    typeof input === "object" &&
+    input !== null &&
+    !(input instanceof Request) &&
+    !(input instanceof BaseRequest) &&
+    Object.prototype.toString.call(input) === "[object Request]" &&
+    typeof (input as { url?: unknown }).url === "string"
+  );
+}
+
+/** A foreign Request as a URL and an init (`init`'s own keys win) */
+function adoptForeignRequest(
+  input: globalThis.Request,
+  init: RequestInit | Request | undefined
+): [string, RequestInit | Request] {
+  const adopted: RequestInit = {
+    method: input.method,
+    headers: [...input.headers],
+    redirect: input.redirect,
+    integrity: input.integrity,
+    keepalive: input.keepalive,
+    signal: input.signal,
+  };
+  if (input.body !== null) {
+    adopted.body = input.body as unknown as BodyInit;
+    adopted.duplex = "half";
+  }
+  const cf = (input as { cf?: CfProperties }).cf;
+  if (cf !== undefined) adopted.cf = cf;
+  if (init instanceof Request) return [input.url, init];
+  return [input.url, { ...adopted, ...init }];
+}
+
 let setRequestCf: (request: Request, cf: CfProperties | undefined) => void;
 let hasStreamedBody: (request: Request) => boolean;
 
@@ -446,6 +481,9 @@ export class Request extends Body<BaseRequest> {
 
   constructor(input: RequestInfo, init?: RequestInit | Request) {
     const { Request: BaseRequest } = base();
+    // A Request of another copy of undici (the `undici` package a user
+    // installed, any major) is taken apart into its URL and init
+    if (isForeignRequest(input, BaseRequest)) [input, init] = adoptForeignRequest(input, init);
     const contentLength = fixedLengthOf(init?.body);
     const cf =
       typeof input === "object" && input !== null && #cf in input

@@ -282,3 +282,42 @@ test("withImmutableHeaders: makes Response's headers immutable", () => {
   res2.headers.set("X-Key", "new");
   assert.equal(res2.headers.get("X-Key"), "new");
 });
+
+test("Request: takes a Request of any undici a user installed (5, 6, 7) or Node's own, body and all", async () => {
+  const { Request: Undici5 } = await import("undici-v5");
+  const { Request: Undici6 } = await import("undici-v6");
+  const { Request: Undici7 } = await import("undici");
+  for (const [name, Foreign] of [
+    ["undici 5", Undici5],
+    ["undici 6", Undici6],
+    ["undici 7", Undici7],
+    ["Node's", globalThis.Request],
+  ] as const) {
+    const foreign = new (Foreign as typeof globalThis.Request)("http://localhost/path?q=1", {
+      method: "PUT",
+      headers: { "X-Test": name },
+      body: "payload",
+      redirect: "manual",
+    });
+    const request = new Request(foreign as any);
+    assert.equal(request.url, "http://localhost/path?q=1", name);
+    assert.equal(request.method, "PUT", name);
+    assert.equal(request.headers.get("X-Test"), name, name);
+    assert.equal(request.redirect, "manual", name);
+    assert.equal(await request.text(), "payload", name);
+    // The init's own keys win
+    const overridden = new Request(new (Foreign as typeof globalThis.Request)("http://localhost/", { method: "POST" }) as any, { method: "GET" });
+    assert.equal(overridden.method, "GET", name);
+  }
+});
+
+test("Request: dispatchFetch() takes another undici's Request too", async (t) => {
+  const { useMiniflare } = await import("../helpers/miniflare.js");
+  const { Request: Undici5 } = await import("undici-v5");
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: `export default { async fetch(request) { return new Response(request.method + " " + request.url + " " + await request.text()); } }`,
+  });
+  const res = await mf.dispatchFetch(new Undici5("http://localhost/five", { method: "POST", body: "from undici 5" }) as any);
+  assert.equal(await res.text(), "POST http://localhost/five from undici 5");
+});
