@@ -410,6 +410,15 @@ function cloneRequestInit(init: object): RequestInit {
   return result as RequestInit;
 }
 
+/**
+ * An init that isn't a dictionary throws WebIDL's error naming its context,
+ * as Miniflare 2's undici did ("Dictionary: ..."; Node's own says "undefined: ...")
+ */
+function checkInitDictionary(init: unknown): void {
+  if (init === undefined || init === null || typeof init === "object" || typeof init === "function") return;
+  throw new TypeError(`Dictionary: Expected ${String(init)} to be one of: Null, Undefined, Object.`);
+}
+
 /** Whether `input` is a Request, but neither ours nor our undici's */
 function isForeignRequest(input: unknown, BaseRequest: typeof globalThis.Request): input is globalThis.Request {
   return (
@@ -629,6 +638,7 @@ export class Response extends Body<BaseResponse> {
 
   constructor(body?: BodyInit | null, init?: ResponseInit | Response | BaseResponse) {
     const { Response: BaseResponse } = base();
+    checkInitDictionary(init);
     const contentLength = fixedLengthOf(body);
     let encodeBody: string | undefined;
     let status: number | undefined;

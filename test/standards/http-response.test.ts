@@ -319,3 +319,15 @@ test("Response: text of a string body after reading its stream or cloning", asyn
   assert.equal(original.bodyUsed, true);
   assert.equal(clone.bodyUsed, true);
 });
+
+test("Response: an init that isn't a dictionary throws WebIDL's error naming its context, as in Miniflare 2", () => {
+  for (const init of ["str", 1, true]) {
+    assert.throws(() => new Response("x", init as any), {
+      name: "TypeError",
+      message: `Dictionary: Expected ${String(init)} to be one of: Null, Undefined, Object.`,
+    });
+  }
+  // Null and undefined are fine
+  assert.equal(new Response("x", null as any).status, 200);
+  assert.equal(new Response("x", undefined).status, 200);
+});
