@@ -50,15 +50,75 @@ const helpersScript = new vm.Script(
   // Take intrinsics from syntax, not from globals, which the global scope
   // may replace with host values
   const ObjectConstructor = ({}).constructor;
-  const { create, defineProperty, freeze, preventExtensions } = ObjectConstructor;
+  const { create, defineProperty, freeze, preventExtensions, getOwnPropertyDescriptor, is } = ObjectConstructor;
+  const ProxyConstructor = Proxy;
+  const ReflectObject = Reflect;
+  // A namespace is an exotic object (ECMA-262 10.4.6): a Proxy whose target
+  // holds every export as a non-configurable data property (so the Proxy's
+  // invariants hold), the values coming from the exporting modules' getters,
+  // which throw a ReferenceError while a binding is uninitialised
+  const targets = new WeakMap();
+  const exportsOf = new WeakMap();
+  function describe(exports, key) {
+    const get = exports.get(key);
+    if (get === undefined) return undefined;
+    return { value: get(), writable: true, enumerable: true, configurable: false };
+  }
+  function namespaceHandler(exports) {
+    return {
+      getPrototypeOf: () => null,
+      setPrototypeOf: (target, proto) => proto === null,
+      isExtensible: (target) => ReflectObject.isExtensible(target),
+      preventExtensions: (target) => (preventExtensions(target), true),
+      getOwnPropertyDescriptor(target, key) {
+        if (typeof key === "symbol") return getOwnPropertyDescriptor(target, key);
+        return describe(exports, key);
+      },
+      defineProperty(target, key, desc) {
+        if (typeof key === "symbol") return ReflectObject.defineProperty(target, key, desc);
+        const current = describe(exports, key);
+        if (current === undefined) return false;
+        if (desc.configurable === true || desc.enumerable === false) return false;
+        if ("get" in desc || "set" in desc) return false;
+        if (desc.writable === false) return false;
+        if ("value" in desc) return is(desc.value, current.value);
+        return true;
+      },
+      has(target, key) {
+        if (typeof key === "symbol") return ReflectObject.has(target, key);
+        return exports.has(key);
+      },
+      get(target, key) {
+        if (typeof key === "symbol") return target[key];
+        const get = exports.get(key);
+        return get === undefined ? undefined : get();
+      },
+      set: () => false,
+      deleteProperty(target, key) {
+        if (typeof key === "symbol") return ReflectObject.deleteProperty(target, key);
+        return !exports.has(key);
+      },
+      ownKeys: (target) => ReflectObject.ownKeys(target),
+    };
+  }
   return freeze({
-    namespace: () => create(null),
+    namespace() {
+      const target = create(null);
+      const exports = new Map();
+      const namespace = new ProxyConstructor(target, namespaceHandler(exports));
+      targets.set(namespace, target);
+      exportsOf.set(namespace, exports);
+      return namespace;
+    },
     defineExports(namespace, names, getters) {
+      const target = targets.get(namespace);
+      const exports = exportsOf.get(namespace);
       for (let i = 0; i < names.length; i++) {
-        defineProperty(namespace, names[i], { get: getters[i], enumerable: true });
+        exports.set(names[i], getters[i]);
+        defineProperty(target, names[i], { value: undefined, writable: true, enumerable: true, configurable: false });
       }
-      defineProperty(namespace, toStringTag, { value: "Module" });
-      preventExtensions(namespace);
+      defineProperty(target, toStringTag, { value: "Module" });
+      preventExtensions(target);
     },
     constant: (value) => () => value,
     property: (object, key) => () => object[key],

@@ -234,6 +234,50 @@ test("VMScriptRunner: run: builds spec-like namespace objects", async () => {
   assert.deepEqual(plain(exports!.ns), { ONE: 1, add: exports!.ns.add, default: "add default" });
 });
 
+test("VMScriptRunner: run: namespaces are exotic: data properties, defineProperty checks, TDZ while uninitialised", async () => {
+  const { exports } = await runModule(
+    `import * as self from "./entry.mjs";
+     const seen = [];
+     const attempt = (name, f) => { try { seen.push([name, f()]); } catch (e) { seen.push([name, e.constructor.name]); } };
+     // Before \`later\` is initialised, anything reading its descriptor throws
+     attempt("keys", () => Object.keys(self));
+     attempt("hasOwnProperty", () => Object.prototype.hasOwnProperty.call(self, "later"));
+     attempt("propertyIsEnumerable", () => Object.prototype.propertyIsEnumerable.call(self, "later"));
+     attempt("for-in", () => { for (const key in self) {} return "ran"; });
+     attempt("in", () => "later" in self);
+     export let later = 1;
+     attempt("descriptor", () => Object.getOwnPropertyDescriptor(self, "later"));
+     attempt("define same", () => Object.defineProperty(self, "later", { value: 1, writable: true, enumerable: true, configurable: false }) === self);
+     attempt("define other value", () => Reflect.defineProperty(self, "later", { value: 2 }));
+     attempt("define configurable", () => Reflect.defineProperty(self, "later", { configurable: true }));
+     attempt("define missing", () => Reflect.defineProperty(self, "missing", { value: 1 }));
+     attempt("set", () => Reflect.set(self, "later", 3));
+     attempt("delete", () => Reflect.deleteProperty(self, "later"));
+     attempt("delete missing", () => Reflect.deleteProperty(self, "missing"));
+     attempt("setPrototypeOf null", () => Reflect.setPrototypeOf(self, null));
+     attempt("setPrototypeOf {}", () => Reflect.setPrototypeOf(self, {}));
+     export { seen };`
+  );
+  // (compared as JSON: the arrays and descriptors are the worker realm's)
+  assert.deepEqual(JSON.parse(JSON.stringify(exports!.seen)), [
+    ["keys", "ReferenceError"],
+    ["hasOwnProperty", "ReferenceError"],
+    ["propertyIsEnumerable", "ReferenceError"],
+    ["for-in", "ReferenceError"],
+    ["in", true],
+    ["descriptor", { value: 1, writable: true, enumerable: true, configurable: false }],
+    ["define same", true],
+    ["define other value", false],
+    ["define configurable", false],
+    ["define missing", false],
+    ["set", false],
+    ["delete", false],
+    ["delete missing", true],
+    ["setPrototypeOf null", true],
+    ["setPrototypeOf {}", false],
+  ]);
+});
+
 test("VMScriptRunner: run: supports dynamic import", async () => {
   const log: string[] = [];
   const { exports } = await runModule(
