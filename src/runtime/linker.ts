@@ -44,6 +44,9 @@ const SUGGEST_NODE =
   "- Configure your bundler to load Workers-compatible builds by changing the main fields/conditions\n" +
   "- Find an alternative package that doesn't require Node.js built-ins";
 
+/** The host's built-in error constructors */
+const HOST_ERRORS = new Set<unknown>([Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError]);
+
 export class ModuleLinker implements ModuleHost {
   readonly #realm: Realm;
   readonly #rules: ProcessedModuleRule[];
@@ -112,7 +115,15 @@ export class ModuleLinker implements ModuleHost {
 
   /** `import()`: rejects (via the caller's async function) on any failure */
   async import(specifier: string, referrer: ModuleRecord): Promise<object> {
-    const record = this.#loadGraph((created) => this.#load(specifier, referrer, created));
+    let record: ModuleRecord;
+    try {
+      record = this.#loadGraph((created) => this.#load(specifier, referrer, created));
+    } catch (e) {
+      // Loading and linking fail with host errors: the worker gets its own
+      // realm's (its `e instanceof SyntaxError`, `e.constructor` work).
+      // Errors thrown while evaluating are the modules' own, and pass as is.
+      throw this.#realmError(e);
+    }
     await this.#evaluate(record);
     return record.namespace!;
   }
@@ -132,6 +143,17 @@ export class ModuleLinker implements ModuleHost {
       for (const failed of created) this.#records.delete(failed.id);
       throw e;
     }
+  }
+
+  /**
+   * A host built-in error (SyntaxError, a file system Error...) as the
+   * worker realm's. Miniflare's own errors (VMScriptRunnerError...) pass as
+   * they are, as in Miniflare 2, keeping their class for the host
+   */
+  #realmError(error: unknown): unknown {
+    if (!(error instanceof Error) || !HOST_ERRORS.has(error.constructor)) return error;
+    const { code } = error as { code?: unknown };
+    return this.#realm.helpers.adoptError(error.name, error.message, error.stack, code);
   }
 
   #errorBase(referrer: string, specifier: string): string {

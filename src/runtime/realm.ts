@@ -33,6 +33,12 @@ export interface RealmHelpers {
     dynamicImport: (specifier: string) => Promise<object>,
     meta: object
   ): object;
+  /**
+   * An error of the worker's realm standing for a host one: the same
+   * constructor by name (Error for others, keeping their name), message,
+   * stack and code
+   */
+  adoptError(name: string, message: string, stack: string | undefined, code: unknown): Error;
   /** Wraps a host `require` implementation */
   require(hostRequire: (specifier: string) => unknown): AnyFunction;
   /** A fresh CommonJS `module` object */
@@ -50,7 +56,11 @@ const helpersScript = new vm.Script(
   // Take intrinsics from syntax, not from globals, which the global scope
   // may replace with host values
   const ObjectConstructor = ({}).constructor;
-  const { create, defineProperty, freeze, preventExtensions, getOwnPropertyDescriptor, is } = ObjectConstructor;
+  const { create, defineProperty, freeze, preventExtensions, getOwnPropertyDescriptor, is, keys } = ObjectConstructor;
+  const globalObject = globalThis;
+  // Captured before any worker code runs, so these are the realm's own
+  const errorConstructors = { __proto__: null, Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
+  const isObject = (value) => (typeof value === "object" && value !== null) || typeof value === "function";
   const ProxyConstructor = Proxy;
   const ReflectObject = Reflect;
   // A namespace is an exotic object (ECMA-262 10.4.6): a Proxy whose target
@@ -133,10 +143,47 @@ const helpersScript = new vm.Script(
     },
     runtime: (init, dynamicImport, meta) => freeze({
       init: (getters, defaultFunction) => init(getters, defaultFunction),
-      // import() converts its argument to a string, rejecting on failure
-      import: async (specifier) => dynamicImport(\`\${specifier}\`),
+      // import() converts its specifier to a string, then checks its
+      // options, rejecting (with V8's messages) on failure. No import
+      // attribute is supported: JSON modules are refused, as by Workers
+      import: async (specifier, options) => {
+        const string = \`\${specifier}\`;
+        if (options !== undefined) {
+          if (!isObject(options)) throw new TypeError("The second argument to import() must be an object");
+          const attributes = options.with;
+          if (attributes !== undefined) {
+            if (!isObject(attributes)) throw new TypeError("The 'with' option must be an object");
+            // (index loops: user code may have replaced Array iterators)
+            const names = keys(attributes);
+            const values = [];
+            for (let i = 0; i < names.length; i++) {
+              const value = attributes[names[i]];
+              if (typeof value !== "string") throw new TypeError("Import attribute value must be a string");
+              values[i] = value;
+            }
+            if (names.length > 0) {
+              throw new TypeError(\`Import attribute "\${names[0]}" with value "\${values[0]}" is not supported\`);
+            }
+          }
+        }
+        return dynamicImport(string);
+      },
+      // \`arguments\` at a module's top level is looked up on the global object
+      globalArguments(forTypeof) {
+        if ("arguments" in globalObject) return globalObject.arguments;
+        if (forTypeof) return undefined;
+        throw new ReferenceError("arguments is not defined");
+      },
       meta,
     }),
+    adoptError(name, message, stack, code) {
+      const Constructor = errorConstructors[name] ?? errorConstructors.Error;
+      const error = new Constructor(message);
+      if (error.name !== name) defineProperty(error, "name", { value: name, writable: true, configurable: true });
+      if (stack !== undefined) defineProperty(error, "stack", { value: stack, writable: true, configurable: true });
+      if (code !== undefined) error.code = code;
+      return error;
+    },
     require: (hostRequire) => function require(specifier) {
       return hostRequire(specifier);
     },

@@ -25,10 +25,15 @@ export interface AnyNode {
  * `(0, ns.x)()` so the callee's `this` stays undefined; "shorthand" `{ x }`
  * → `{ x: ns.x }`.
  */
-export type ReferenceKind = "plain" | "callee" | "shorthand";
+export type ReferenceKind = "plain" | "callee" | "shorthand" | "typeof";
 
 export interface ModuleSyntaxVisitor {
   importReference(node: AnyNode, kind: ReferenceKind): void;
+  /**
+   * `arguments` outside any non-arrow function: in a module it's a global
+   * lookup (a ReferenceError unless the global object has one)
+   */
+  moduleArguments(node: AnyNode, kind: ReferenceKind): void;
   importMeta(node: AnyNode): void;
   dynamicImport(node: AnyNode): void;
 }
@@ -86,13 +91,16 @@ class ReferenceWalker {
     const moduleScope = new Scope(undefined, true);
     for (const statement of program.body) this.#visit(statement, moduleScope);
     for (const { node, scope, kind } of this.#references) {
-      if (!scope.shadows(node.name)) this.#visitor.importReference(node, kind);
+      if (scope.shadows(node.name)) continue;
+      if (node.name === "arguments") this.#visitor.moduleArguments(node, kind);
+      else this.#visitor.importReference(node, kind);
     }
   }
 
   #reference(node: AnyNode, scope: Scope, kind: ReferenceKind): void {
-    // Only imported names can need rewriting, so skip everything else early
-    if (this.#importNames.has(node.name)) {
+    // Only imported names (and `arguments`) can need rewriting, so skip
+    // everything else early
+    if (this.#importNames.has(node.name) || node.name === "arguments") {
       this.#references.push({ node, scope, kind });
     }
   }
@@ -144,6 +152,11 @@ class ReferenceWalker {
       case "BreakStatement":
       case "ContinueStatement":
         return;
+      case "UnaryExpression":
+        if (node.operator === "typeof" && node.argument.type === "Identifier") {
+          return this.#reference(node.argument, scope, "typeof");
+        }
+        return this.#visit(node.argument, scope);
       // Calls: keep `this` undefined when calling an imported function
       case "CallExpression":
         if (node.callee.type === "Identifier") {
@@ -263,6 +276,8 @@ class ReferenceWalker {
     if (node.type === "FunctionExpression" && node.id) {
       paramScope.names.add(node.id.name);
     }
+    // Non-arrow functions bind their own `arguments`
+    if (node.type !== "ArrowFunctionExpression") paramScope.names.add("arguments");
     for (const param of node.params) this.#declare(param, paramScope, paramScope);
     if (node.body.type === "BlockStatement") {
       this.#visitAll(node.body.body, new Scope(paramScope, true));

@@ -22,7 +22,11 @@
  *   module's getters: live, and read-only (assigning throws a TypeError in
  *   strict code). A `with` statement would avoid the scope analysis, but
  *   makes every global lookup in the module dynamic, several times slower.
- * - `import()` and `import.meta` become calls/reads on `__mf_runtime__`.
+ * - `import()` and `import.meta` become calls/reads on `__mf_runtime__`,
+ *   and so does `arguments` outside any non-arrow function (a global lookup
+ *   in a module, where the wrapper's own would be wrong).
+ * - The wrapper's names (`__mf_imports__`...) are numbered ones instead
+ *   when the source mentions "__mf", so a module can't declare or reach them.
  * - Import declarations are blanked; `export` keywords are replaced by
  *   spaces. Line terminators are always kept, and the wrapper's prefix sits
  *   on a line of its own (compiled with `lineOffset: -1`), so stack traces
@@ -34,6 +38,25 @@ import { walkModule, type AnyNode, type ReferenceKind } from "./scope.js";
 export const IMPORTS_ID = "__mf_imports__";
 export const RUNTIME_ID = "__mf_runtime__";
 const DEFAULT_ID = "__mf_default__";
+
+/** The names of the wrapper's own bindings in one module */
+interface InternalNames {
+  imports: string;
+  runtime: string;
+  default: string;
+}
+
+/**
+ * Names for the wrapper's bindings that appear nowhere in `source`, so the
+ * module can neither declare them (a SyntaxError) nor reach them: the usual
+ * ones, unless the source mentions "__mf", then numbered ones it doesn't
+ */
+function internalNames(source: string): InternalNames {
+  if (!source.includes("__mf")) return { imports: IMPORTS_ID, runtime: RUNTIME_ID, default: DEFAULT_ID };
+  let n = 1;
+  while (source.includes(`__mf${n}_`)) n++;
+  return { imports: `__mf${n}_imports__`, runtime: `__mf${n}_runtime__`, default: `__mf${n}_default__` };
+}
 
 /** A binding of another module: `name` null means its namespace object */
 export interface ModuleBinding {
@@ -186,12 +209,15 @@ class ModuleTransformer {
   readonly #starExports: string[] = [];
   // `export { x }` may precede the import of `x`, so these are resolved last
   readonly #exportedLocals: { exported: string; local: string }[] = [];
-  // Whether `export default function () {}` needs renaming from DEFAULT_ID
+  // Whether `export default function () {}` needs renaming from its
+  // internal name
   #renameDefault = false;
+  readonly #names: InternalNames;
 
   constructor(source: string) {
     this.#source = source;
     this.#edits = new Edits(source);
+    this.#names = internalNames(source);
   }
 
   transform(program: AnyNode): TransformedModule {
@@ -212,9 +238,11 @@ class ModuleTransformer {
         this.#localExports.set(exported, local);
       }
     }
-    // Without imports, only import() and import.meta need rewriting: skip the
-    // walk (most of the transform's time) when there can't be any, as in bundles
-    if (this.#imports.size > 0 || this.#source.includes("import")) {
+    // Without imports, only import(), import.meta and a top-level
+    // `arguments` need rewriting: skip the walk (most of the transform's
+    // time) when there can't be any
+    const source = this.#source;
+    if (this.#imports.size > 0 || source.includes("import") || source.includes("arguments")) {
       this.#rewriteReferences(program);
     }
     return {
@@ -290,8 +318,8 @@ class ModuleTransformer {
       // name to export; `init` renames the function back to "default"
       edits.blank(node.start, declaration.start);
       const paren = findToken(source, declaration.start, declaration.body.start, tokTypes.parenL);
-      edits.insert(paren.start, ` ${DEFAULT_ID}`);
-      this.#localExports.set("default", DEFAULT_ID);
+      edits.insert(paren.start, ` ${this.#names.default}`);
+      this.#localExports.set("default", this.#names.default);
       this.#renameDefault = true;
     } else {
       // An expression or anonymous class, evaluated in place. Defining it as
@@ -299,52 +327,57 @@ class ModuleTransformer {
       // "default", exactly as `export default` does. (The declaration may
       // start after a "(" here: acorn's nodes exclude parentheses.)
       const keyword = findToken(source, node.start, declaration.start, tokTypes._default);
-      edits.replace(node.start, keyword.end, `const ${DEFAULT_ID} = { default:`);
+      edits.replace(node.start, keyword.end, `const ${this.#names.default} = { default:`);
       if (source[node.end - 1] === ";") edits.insert(node.end - 1, "}.default");
       else edits.insert(node.end, "}.default;");
-      this.#localExports.set("default", DEFAULT_ID);
+      this.#localExports.set("default", this.#names.default);
     }
   }
 
   #rewriteReferences(program: AnyNode): void {
     const edits = this.#edits;
+    const { imports, runtime } = this.#names;
+    const importReference = (name: string) => `${imports}.${name}`;
+    // Rewrites a reference to `replacement`, an expression, per its kind
+    const rewrite = (node: AnyNode, kind: ReferenceKind, replacement: string) => {
+      const text =
+        kind === "callee"
+          ? `(0, ${replacement})`
+          : kind === "shorthand"
+            ? `${node.name}: ${replacement}`
+            : replacement;
+      edits.replace(node.start, node.end, text);
+    };
     walkModule(program, new Set(this.#imports.keys()), {
       importReference(node: AnyNode, kind: ReferenceKind) {
-        const name = node.name as string;
-        const text =
-          kind === "callee"
-            ? `(0, ${importReference(name)})`
-            : kind === "shorthand"
-              ? `${name}: ${importReference(name)}`
-              : importReference(name);
-        edits.replace(node.start, node.end, text);
+        rewrite(node, kind, importReference(node.name as string));
+      },
+      moduleArguments(node: AnyNode, kind: ReferenceKind) {
+        rewrite(node, kind, `${runtime}.globalArguments(${kind === "typeof"})`);
       },
       importMeta(node: AnyNode) {
-        edits.replace(node.start, node.end, `${RUNTIME_ID}.meta`);
+        edits.replace(node.start, node.end, `${runtime}.meta`);
       },
       dynamicImport(node: AnyNode) {
-        edits.replace(node.start, node.start + "import".length, `${RUNTIME_ID}.import`);
+        edits.replace(node.start, node.start + "import".length, `${runtime}.import`);
       },
     });
   }
 
   /** Wraps the rewritten body, see the comment at the top of this file */
   #wrap(): string {
+    const { imports, runtime } = this.#names;
     const getters = [...new Set(this.#localExports.values())].map((local) => {
       // A re-exported namespace import is read through the imports object
-      const value = this.#imports.has(local) ? importReference(local) : local;
+      const value = this.#imports.has(local) ? `${imports}.${local}` : local;
       return `${JSON.stringify(local)}, () => ${value}`;
     });
-    const defaultFunction = this.#renameDefault ? `, ${DEFAULT_ID}` : "";
+    const defaultFunction = this.#renameDefault ? `, ${this.#names.default}` : "";
     const prefix =
-      `(async function (${IMPORTS_ID}, ${RUNTIME_ID}) {"use strict";` +
-      `await ${RUNTIME_ID}.init([${getters.join(", ")}]${defaultFunction});`;
+      `(async function (${imports}, ${runtime}) {"use strict";` +
+      `await ${runtime}.init([${getters.join(", ")}]${defaultFunction});`;
     return `${prefix}\n${this.#edits.apply()}\n})`;
   }
-}
-
-function importReference(name: string): string {
-  return `${IMPORTS_ID}.${name}`;
 }
 
 /** Transforms an ES module's source, throwing SyntaxErrors naming `filePath` */

@@ -278,6 +278,71 @@ test("VMScriptRunner: run: namespaces are exotic: data properties, definePropert
   ]);
 });
 
+test("VMScriptRunner: run: import() checks its options as Node does, after converting its specifier", async () => {
+  const { exports } = await runModule(
+    `const seen = [];
+     const attempt = async (name, options) => {
+       try { await import("./add.mjs", options); seen.push([name, "loaded"]); }
+       catch (e) { seen.push([name, e.constructor === TypeError ? "TypeError" : String(e), e.message]); }
+     };
+     await attempt("number", 1);
+     await attempt("null", null);
+     await attempt("with number", { with: 1 });
+     await attempt("value not a string", { with: { type: 1 } });
+     await attempt("json", { with: { type: "json" } });
+     await attempt("undefined", undefined);
+     await attempt("empty", {});
+     await attempt("with empty", { with: {} });
+     const order = [];
+     await import({ toString() { order.push("specifier"); return "./add.mjs"; } }, { get with() { order.push("with"); } });
+     export { seen, order };`
+  );
+  assert.deepEqual(JSON.parse(JSON.stringify(exports!.seen)), [
+    ["number", "TypeError", "The second argument to import() must be an object"],
+    ["null", "TypeError", "The second argument to import() must be an object"],
+    ["with number", "TypeError", "The 'with' option must be an object"],
+    ["value not a string", "TypeError", "Import attribute value must be a string"],
+    ["json", "TypeError", 'Import attribute "type" with value "json" is not supported'],
+    ["undefined", "loaded"],
+    ["empty", "loaded"],
+    ["with empty", "loaded"],
+  ]);
+  assert.deepEqual([...exports!.order], ["specifier", "with"]);
+});
+
+test("VMScriptRunner: run: a failed import() rejects with the worker realm's errors", async () => {
+  const { exports } = await runModule(
+    `const kinds = [];
+     for (const specifier of ["./syntax-error.mjs", "./does-not-exist.mjs"]) {
+       try { await import(specifier); kinds.push("loaded"); }
+       catch (e) { kinds.push([e.constructor === SyntaxError, e.constructor === Error, e instanceof Error, e.name]); }
+     }
+     export { kinds };`
+  );
+  assert.deepEqual(JSON.parse(JSON.stringify(exports!.kinds)), [
+    [true, false, true, "SyntaxError"],
+    [false, true, true, "Error"],
+  ]);
+});
+
+test("VMScriptRunner: run: top-level arguments is a global lookup, and internal names are the module's to use", async () => {
+  const { exports } = await runModule(
+    `let typeofArguments, readArguments, arrowArguments;
+     typeofArguments = typeof arguments;
+     try { arguments; readArguments = "read"; } catch (e) { readArguments = e.constructor === ReferenceError ? "ReferenceError" : String(e); }
+     arrowArguments = (() => { try { return arguments; } catch (e) { return e.name; } })();
+     function own() { return arguments.length; }
+     // Names the module wrapper uses by default are free for the module
+     let __mf_runtime__ = 1, __mf_imports__ = 2;
+     const __mf_default__ = 3;
+     export default [typeofArguments, readArguments, arrowArguments, own(1, 2), __mf_runtime__ + __mf_imports__ + __mf_default__];`
+  );
+  assert.deepEqual([...exports!.default], ["undefined", "ReferenceError", "ReferenceError", 2, 6]);
+  // With a global \`arguments\`, the module sees it
+  const withGlobal = await runModule(`export default arguments;`, { globals: { arguments: "global" } });
+  assert.equal(withGlobal.exports!.default, "global");
+});
+
 test("VMScriptRunner: run: supports dynamic import", async () => {
   const log: string[] = [];
   const { exports } = await runModule(
