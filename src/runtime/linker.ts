@@ -27,6 +27,7 @@ import {
   type ScriptBlueprint,
 } from "../shared/runner.js";
 import { VMScriptRunnerError } from "./errors.js";
+import { ModuleEvaluator } from "./evaluate.js";
 import type { Realm } from "./realm.js";
 import {
   CommonJsRecord,
@@ -49,6 +50,7 @@ const HOST_ERRORS = new Set<unknown>([Error, EvalError, RangeError, ReferenceErr
 
 export class ModuleLinker implements ModuleHost {
   readonly #realm: Realm;
+  readonly #evaluator = new ModuleEvaluator();
   readonly #rules: ProcessedModuleRule[];
   readonly #additionalModules: AdditionalModules;
   readonly #compat?: Compatibility;
@@ -272,34 +274,9 @@ export class ModuleLinker implements ModuleHost {
     for (const module of modules) module.linkImports();
   }
 
-  /**
-   * Evaluates `root` after its dependencies, in post-order of the import
-   * graph. Modules in a cycle don't wait for those above them on the stack;
-   * modules already evaluating (for another `import()`) are awaited.
-   */
+  /** Evaluates `root`'s graph (see ./evaluate.ts) */
   #evaluate(root: ModuleRecord): Promise<void> {
-    if (root.evaluation !== undefined) return root.evaluation;
-    const order: ModuleRecord[] = [];
-    const visited = new Set<ModuleRecord>();
-    const visit = (record: ModuleRecord) => {
-      if (visited.has(record) || record.evaluation !== undefined) return;
-      visited.add(record);
-      for (const dependency of record.dependencies) visit(dependency);
-      order.push(record);
-    };
-    visit(root);
-
-    // One chain runs the bodies in order: a failure fails everything after
-    let previous: Promise<void> = Promise.resolve();
-    for (const record of order) {
-      const elsewhere = record.dependencies
-        .filter((dependency) => !visited.has(dependency))
-        .map((dependency) => dependency.evaluation);
-      previous = record.evaluation = previous
-        .then(() => Promise.all(elsewhere))
-        .then(() => record.execute());
-    }
-    return root.evaluation!;
+    return this.#evaluator.evaluate(root);
   }
 
   /** `require()` from the CommonJS module at `referrer` */

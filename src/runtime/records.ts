@@ -32,8 +32,6 @@ const NO_BINDINGS: ReadonlyMap<string, ModuleBinding> = new Map();
 export abstract class ModuleRecord {
   /** Namespace object, created when the module is linked */
   namespace?: object;
-  /** Settles when the module (and its dependencies) have evaluated */
-  evaluation?: Promise<void>;
   /** Modules this one's static imports/re-exports resolve to, by specifier */
   readonly requested = new Map<string, ModuleRecord>();
 
@@ -58,8 +56,19 @@ export abstract class ModuleRecord {
 
   /** Getter for a local binding, valid once the module is instantiated */
   abstract getter(binding: string): Getter;
-  /** Runs the module's code, if any: called once, dependencies first */
-  abstract execute(): void | Promise<void>;
+  /** Whether the module awaits at its top level (then see executeAsync()) */
+  get hasTopLevelAwait(): boolean {
+    return false;
+  }
+  /**
+   * Runs the module's code, if any, synchronously: called once,
+   * dependencies first (see ./evaluate.ts). Throws what the code throws.
+   */
+  abstract execute(): void;
+  /** Runs the code of a module with top-level await */
+  executeAsync(): Promise<void> {
+    return Promise.resolve(this.execute());
+  }
 
   get dependencies(): ModuleRecord[] {
     return [...new Set(this.requested.values())];
@@ -156,7 +165,8 @@ export class SourceTextRecord extends ModuleRecord {
   readonly #getters = new Map<string, Getter>();
   #imports?: object;
   #start?: () => void;
-  #body?: Promise<unknown>;
+  /** The body: a generator paused after init, or (top-level await) the running promise */
+  #body?: Promise<unknown> | Generator<unknown, unknown, unknown>;
 
   constructor(id: string, code: string, realm: Realm, host: ModuleHost) {
     super(id, realm);
@@ -182,22 +192,35 @@ export class SourceTextRecord extends ModuleRecord {
   override get requests(): readonly string[] {
     return this.#transformed.requests;
   }
+  override get hasTopLevelAwait(): boolean {
+    return this.#transformed.hasTopLevelAwait;
+  }
 
   override getter(binding: string): Getter {
     const getter = this.#getters.get(binding);
-    if (getter === undefined) throw new Error(`"${this.id}" is not instantiated`);
-    return getter;
+    if (getter !== undefined) return getter;
+    if (!this.hasTopLevelAwait) throw new Error(`"${this.id}" is not instantiated`);
+    // A module with top-level await registers its getters when it starts
+    // running: until then its bindings read as uninitialised
+    const { adoptError } = this.realm.helpers;
+    return () => {
+      const registered = this.#getters.get(binding);
+      if (registered !== undefined) return registered();
+      throw adoptError("ReferenceError", `Cannot access '${binding}' before initialization`, undefined, undefined);
+    };
   }
 
   /**
-   * Calls the module function, which hoists its function declarations and
-   * registers its export getters, then waits for `execute()`. No code of
-   * the module's own runs yet.
+   * Without top-level await, calls the module function (a generator) up to
+   * its first `yield`: that hoists its function declarations and registers
+   * its export getters, and `execute()` later runs the rest synchronously.
+   * With top-level await, the module function (async) is only called by
+   * `executeAsync()`, so its body starts at once, as a native one does, and
+   * runs until its first await. No code of the module's own runs here.
    */
   instantiate(): void {
     const { context, helpers } = this.realm;
     const moduleFunction = this.#script.runInContext(context);
-    const started = new Promise<void>((resolve) => (this.#start = resolve));
     const init = (getters: unknown[], defaultFunction?: AnyFunction) => {
       for (let i = 0; i < getters.length; i += 2) {
         this.#getters.set(getters[i] as string, getters[i + 1] as Getter);
@@ -206,13 +229,18 @@ export class SourceTextRecord extends ModuleRecord {
       if (defaultFunction) {
         Object.defineProperty(defaultFunction, "name", { value: "default" });
       }
-      return started;
     };
     const dynamicImport = (specifier: string) => this.#host.import(specifier, this);
     const url = path.isAbsolute(this.id) ? pathToFileURL(this.id).href : undefined;
     const runtime = helpers.runtime(init, dynamicImport, helpers.meta(url));
-    this.#imports = helpers.imports();
-    this.#body = moduleFunction(this.#imports, runtime);
+    const imports = (this.#imports = helpers.imports());
+    if (this.hasTopLevelAwait) {
+      this.#start = () => (this.#body = moduleFunction(imports, runtime) as Promise<unknown>);
+    } else {
+      const body = moduleFunction(imports, runtime) as Generator<unknown, unknown, unknown>;
+      body.next();
+      this.#body = body;
+    }
     this.namespace = helpers.namespace();
   }
 
@@ -261,7 +289,12 @@ export class SourceTextRecord extends ModuleRecord {
     return resolution;
   }
 
-  override async execute(): Promise<void> {
+  override execute(): void {
+    (this.#body as Generator<unknown, unknown, unknown>).next();
+  }
+
+  override async executeAsync(): Promise<void> {
+    if (!this.hasTopLevelAwait) return this.execute();
     this.#start!();
     await this.#body;
   }

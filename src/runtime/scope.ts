@@ -36,6 +36,8 @@ export interface ModuleSyntaxVisitor {
   moduleArguments(node: AnyNode, kind: ReferenceKind): void;
   importMeta(node: AnyNode): void;
   dynamicImport(node: AnyNode): void;
+  /** An `await` (or `for await`) outside any function: top-level await */
+  topLevelAwait(): void;
 }
 
 class Scope {
@@ -81,6 +83,8 @@ class ReferenceWalker {
   readonly #importNames: ReadonlySet<string>;
   readonly #visitor: ModuleSyntaxVisitor;
   readonly #references: Reference[] = [];
+  /** How many functions the walk is inside */
+  #functionDepth = 0;
 
   constructor(importNames: ReadonlySet<string>, visitor: ModuleSyntaxVisitor) {
     this.#importNames = importNames;
@@ -152,6 +156,9 @@ class ReferenceWalker {
       case "BreakStatement":
       case "ContinueStatement":
         return;
+      case "AwaitExpression":
+        if (this.#functionDepth === 0) this.#visitor.topLevelAwait();
+        return this.#visitChildren(node, scope);
       case "UnaryExpression":
         if (node.operator === "typeof" && node.argument.type === "Identifier") {
           return this.#reference(node.argument, scope, "typeof");
@@ -197,9 +204,11 @@ class ReferenceWalker {
         return this.#visitAll(node.body, new Scope(scope, false));
       case "StaticBlock":
         return this.#visitAll(node.body, new Scope(scope, true));
+      case "ForOfStatement":
+        if (node.await && this.#functionDepth === 0) this.#visitor.topLevelAwait();
+        return this.#visitChildren(node, new Scope(scope, false));
       case "ForStatement":
       case "ForInStatement":
-      case "ForOfStatement":
         // The head's lexical declarations are scoped to the loop
         return this.#visitChildren(node, new Scope(scope, false));
       case "SwitchStatement":
@@ -278,12 +287,14 @@ class ReferenceWalker {
     }
     // Non-arrow functions bind their own `arguments`
     if (node.type !== "ArrowFunctionExpression") paramScope.names.add("arguments");
+    this.#functionDepth++;
     for (const param of node.params) this.#declare(param, paramScope, paramScope);
     if (node.body.type === "BlockStatement") {
       this.#visitAll(node.body.body, new Scope(paramScope, true));
     } else {
       this.#visit(node.body, paramScope);
     }
+    this.#functionDepth--;
   }
 
   #visitClass(node: AnyNode, scope: Scope): void {

@@ -77,6 +77,12 @@ export interface TransformedModule {
   indirectExports: Map<string, ModuleBinding>;
   /** Specifiers of `export * from` */
   starExports: string[];
+  /**
+   * Whether the module awaits at its top level. Without, the wrapper is a
+   * generator, so its body runs synchronously once resumed, as a native
+   * module's does.
+   */
+  hasTopLevelAwait: boolean;
 }
 
 const LINE_TERMINATOR = /\r\n?|\n|\u2028|\u2029/;
@@ -213,6 +219,7 @@ class ModuleTransformer {
   // internal name
   #renameDefault = false;
   readonly #names: InternalNames;
+  #hasTopLevelAwait = false;
 
   constructor(source: string) {
     this.#source = source;
@@ -239,14 +246,14 @@ class ModuleTransformer {
       }
     }
     // Without imports, only import(), import.meta and a top-level
-    // `arguments` need rewriting: skip the walk (most of the transform's
-    // time) when there can't be any
+    // `arguments` need rewriting, and only a top-level await finding: skip
+    // the walk (most of the transform's time) when there can't be any
     const source = this.#source;
-    if (this.#imports.size > 0 || source.includes("import") || source.includes("arguments")) {
-      this.#rewriteReferences(program);
-    }
+    const mayNeedWalk = ["import", "arguments", "await"].some((word) => source.includes(word));
+    if (this.#imports.size > 0 || mayNeedWalk) this.#rewriteReferences(program);
     return {
       code: this.#wrap(),
+      hasTopLevelAwait: this.#hasTopLevelAwait,
       requests: [...this.#requests],
       imports: this.#imports,
       localExports: this.#localExports,
@@ -348,7 +355,9 @@ class ModuleTransformer {
             : replacement;
       edits.replace(node.start, node.end, text);
     };
+    const onTopLevelAwait = () => (this.#hasTopLevelAwait = true);
     walkModule(program, new Set(this.#imports.keys()), {
+      topLevelAwait: onTopLevelAwait,
       importReference(node: AnyNode, kind: ReferenceKind) {
         rewrite(node, kind, importReference(node.name as string));
       },
@@ -373,9 +382,11 @@ class ModuleTransformer {
       return `${JSON.stringify(local)}, () => ${value}`;
     });
     const defaultFunction = this.#renameDefault ? `, ${this.#names.default}` : "";
-    const prefix =
-      `(async function (${imports}, ${runtime}) {"use strict";` +
-      `await ${runtime}.init([${getters.join(", ")}]${defaultFunction});`;
+    const init = `${runtime}.init([${getters.join(", ")}]${defaultFunction});`;
+    // (a module can't say "yield" at its top level: strict code reserves it)
+    const prefix = this.#hasTopLevelAwait
+      ? `(async function (${imports}, ${runtime}) {"use strict";${init}`
+      : `(function* (${imports}, ${runtime}) {"use strict";yield ${init}`;
     return `${prefix}\n${this.#edits.apply()}\n})`;
   }
 }

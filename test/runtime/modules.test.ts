@@ -29,7 +29,30 @@ test("VMScriptRunner: run: evaluates dependencies first, in import order, once e
     `import "./log-a.mjs"; import "./log-async.mjs"; import "./log-b.mjs"; log.push("entry");`,
     { globals: { log, setTimeout } }
   );
-  assert.deepEqual(log, ["shared", "a", "async start", "async end", "b", "entry"]);
+  // As natively: the module with top-level await starts in its turn, and
+  // holds up only its dependents (the entry), not "b" beside it
+  assert.deepEqual(log, ["shared", "a", "async start", "b", "async end", "entry"]);
+});
+
+test("VMScriptRunner: run: a graph without top-level await runs in one synchronous go", async () => {
+  const log: string[] = [];
+  await runModule(
+    `import "./log-a.mjs"; import "./log-b.mjs";
+     // Queued by the entry only once every module ran: natively, no promise
+     // callback runs between two module bodies of a synchronous graph
+     log.push("entry");`,
+    { globals: { log } }
+  );
+  assert.deepEqual(log, ["shared", "a", "b", "entry"]);
+  const order: string[] = [];
+  const { exports } = await runModule(
+    `import { queued } from "./queues-microtask.mjs";
+     order.push("entry, callback ran: " + queued.ran);
+     export default queued;`,
+    { globals: { order } }
+  );
+  assert.deepEqual(order, ["dependency", "entry, callback ran: false", "callback"]);
+  assert.equal(exports!.default.ran, true);
 });
 
 test("VMScriptRunner: run: hoists imports, failing before any module runs", async () => {
