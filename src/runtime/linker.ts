@@ -117,6 +117,9 @@ export class ModuleLinker implements ModuleHost {
 
   /** `import()`: rejects (via the caller's async function) on any failure */
   async import(specifier: string, referrer: ModuleRecord): Promise<object> {
+    // Loading is asynchronous, as in a host: a module importing one still
+    // to run in the graph being evaluated gets it after that graph ran
+    await undefined;
     let record: ModuleRecord;
     try {
       record = this.#loadGraph((created) => this.#load(specifier, referrer, created));

@@ -366,6 +366,19 @@ test("VMScriptRunner: run: top-level arguments is a global lookup, and internal 
   assert.equal(withGlobal.exports!.default, "global");
 });
 
+test("VMScriptRunner: run: import() of a module still to run in the graph being evaluated waits for that graph", async () => {
+  const { exports } = await runModule(
+    `import "./dfs-a.mjs";
+     import "./dfs-b.mjs";
+     // (function declarations are hoisted: the fixtures can call these first)
+     export function evaluated(name) { (evaluated.order ??= []).push(name); }
+     export function check(promise) { checked = promise.then(() => [...evaluated.order]); }
+     export var checked;`
+  );
+  // Natively too, "A" (which imports "B" dynamically) runs first, then "B" once
+  assert.deepEqual([...(await exports!.checked)], ["A", "B"]);
+});
+
 test("VMScriptRunner: run: supports dynamic import", async () => {
   const log: string[] = [];
   const { exports } = await runModule(
