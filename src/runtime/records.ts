@@ -66,8 +66,8 @@ export abstract class ModuleRecord {
    */
   abstract execute(): void;
   /** Runs the code of a module with top-level await */
-  executeAsync(): Promise<void> {
-    return Promise.resolve(this.execute());
+  async executeAsync(): Promise<void> {
+    this.execute();
   }
 
   get dependencies(): ModuleRecord[] {
