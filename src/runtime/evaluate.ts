@@ -9,27 +9,10 @@
  * and modules waiting on the same async dependencies run in the order they
  * would natively. Records are linked before they get here.
  */
+import { type Deferred, handledDeferred } from "../shared/data.js";
 import type { ModuleRecord } from "./records.js";
 
 type Status = "linked" | "evaluating" | "evaluating-async" | "evaluated";
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // (a rejection is also handed to whoever awaits the evaluation)
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
 
 /** A record's evaluation state: the spec's fields of a Cyclic Module Record */
 class State {
@@ -71,7 +54,7 @@ export class ModuleEvaluator {
     }
     if (state.topLevelCapability !== undefined) return state.topLevelCapability.promise;
     const stack: ModuleRecord[] = [];
-    const capability = deferred();
+    const capability = handledDeferred();
     state.topLevelCapability = capability;
     try {
       this.#inner(record, stack, 0);

@@ -180,3 +180,25 @@ export function formatSize(bytes: number): string {
 }
 
 export type Awaitable<T> = T | Promise<T>;
+
+/** A promise with its resolve and reject (Node 20 has no Promise.withResolvers) */
+export interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * A Deferred whose rejection, if nobody awaits it, doesn't crash the process
+ * (those who await it still get the error)
+ */
+export function handledDeferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}

@@ -6,6 +6,7 @@
 // concurrency control.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { deserialize, serialize } from "node:v8";
+import { handledDeferred } from "../../shared/data.js";
 import type { Storage, StoredValueMeta } from "../../shared/storage.js";
 import { Mutex } from "../../shared/sync/mutex.js";
 import {
@@ -212,14 +213,8 @@ interface Batch extends Layer {
 }
 
 function newBatch(): Batch {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const done = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
   // Writers await it; an unawaited failed write mustn't crash the process
-  done.catch(() => {});
+  const { promise: done, resolve, reject } = handledDeferred();
   return { overlay: new Map(), cleared: false, lookups: new Set(), done, resolve, reject };
 }
 
