@@ -8,6 +8,7 @@ export { MiniflareCoreError } from "./plugins/core/errors.js";
 export { BindingsPlugin, Fetcher } from "./plugins/bindings/plugin.js";
 export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
 export { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
+export { CronScheduler, SchedulerError, SchedulerPlugin, startScheduler } from "./plugins/scheduler/index.js";
 export { WebSocketPlugin } from "./plugins/web-sockets/index.js";
 export {
   AlarmStore,

@@ -7,6 +7,7 @@ import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
 import type { KVNamespace } from "./plugins/kv/index.js";
+import type { CronScheduler } from "./plugins/scheduler/scheduler.js";
 import type {
   DurableObjectId,
   DurableObjectNamespace,
@@ -57,6 +58,15 @@ export class Miniflare extends MiniflareCore<Plugins> {
     // The server code is only loaded by those who serve
     const { createServer } = await import("./http-server/server.js");
     return createServer(this, options);
+  }
+
+  /**
+   * Fires the `crons` option's scheduled events on their schedule, following
+   * reloads, until the returned scheduler's dispose()
+   */
+  async startScheduler(): Promise<CronScheduler> {
+    const { startScheduler } = await import("./plugins/scheduler/scheduler.js");
+    return startScheduler(this);
   }
 
   /** Starts an HTTP(S) server on the `host` and `port` options */

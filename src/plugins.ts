@@ -4,6 +4,7 @@ import { CorePlugin } from "./plugins/core/plugin.js";
 import { HTTPPlugin } from "./http-server/plugin.js";
 import { KVPlugin } from "./plugins/kv/plugin.js";
 import { DurableObjectsPlugin } from "./plugins/durable-objects/plugin.js";
+import { SchedulerPlugin } from "./plugins/scheduler/plugin.js";
 import { WebSocketPlugin } from "./plugins/web-sockets/plugin.js";
 
 // Order matters: plugins' globals and bindings are merged in this order, so
@@ -17,6 +18,7 @@ export const PLUGINS = {
   BuildPlugin,
   KVPlugin,
   DurableObjectsPlugin,
+  SchedulerPlugin,
   WebSocketPlugin,
   BindingsPlugin,
 };

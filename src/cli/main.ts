@@ -137,6 +137,13 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 1;
   }
 
+  // Crons (--cron, wrangler [triggers]) fire on their schedule
+  try {
+    await mf.startScheduler();
+  } catch (e: any) {
+    reportFatal(log, e);
+    await stop();
+  }
   await openURL(mf, server);
   await checkForUpdates(mf);
   return new Promise<number>(() => {}); // serves until stopped

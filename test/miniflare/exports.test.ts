@@ -13,6 +13,7 @@ const EXPORTS = [
   "CloseEvent",
   "Compatibility",
   "CorePlugin",
+  "CronScheduler",
   "DOMException",
   "DurableObjectError",
   "DurableObjectId",
@@ -58,6 +59,8 @@ const EXPORTS = [
   "Response",
   "ScheduledController",
   "ScheduledEvent",
+  "SchedulerError",
+  "SchedulerPlugin",
   "ServiceWorkerGlobalScope",
   "Storage",
   "ThrowingEventTarget",
@@ -76,6 +79,7 @@ const EXPORTS = [
   "fetch",
   "getRequestContext",
   "startREPL",
+  "startScheduler",
   "updateCheck",
 ];
 

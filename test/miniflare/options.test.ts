@@ -665,13 +665,13 @@ test("Miniflare: options of Miniflare 2 features not built yet are ignored with 
   const mf = useMiniflare(t, {
     log,
     script: 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
-    crons: ["* * * * *"],
+    sitePath: "./public",
     kvNamespaces: ["NS"],
   } as any);
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
   await mf.setOptions({ r2Buckets: ["BUCKET"] } as any);
   assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
-    'Option "crons" is not supported yet, and is ignored',
+    'Option "sitePath" is not supported yet, and is ignored',
     'Option "r2Buckets" is not supported yet, and is ignored',
   ]);
 });
@@ -695,14 +695,11 @@ async function warningsServing(t: TestContext, wranglerToml: string): Promise<st
 
 test("Miniflare: wrangler.toml sections of features not built yet are ignored with a warning", async (t) => {
   assert.deepEqual(await warningsServing(t, `
-      [triggers]
-      crons = ["*/5 * * * *"]
       [site]
       bucket = "./public"
       [[r2_buckets]]
       binding = "BUCKET"
     `), [
-    'wrangler.toml section "[triggers] crons" is not supported yet, and is ignored',
     'wrangler.toml section "r2_buckets" is not supported yet, and is ignored',
     'wrangler.toml section "[site]" is not supported yet, and is ignored',
   ]);

@@ -1,0 +1,2 @@
+export { SchedulerError, type SchedulerErrorCode, SchedulerPlugin, type SchedulerOptions } from "./plugin.js";
+export { CronScheduler, startScheduler } from "./scheduler.js";
