@@ -141,8 +141,13 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   try {
     await mf.startScheduler();
   } catch (e: any) {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     reportFatal(log, e);
-    await stop();
+    const { closeServer } = await import("../http-server/server.js");
+    await closeServer(server);
+    await mf.dispose();
+    return 1;
   }
   await openURL(mf, server);
   await checkForUpdates(mf);

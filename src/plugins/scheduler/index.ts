@@ -1,2 +1,2 @@
-export { SchedulerError, type SchedulerErrorCode, SchedulerPlugin, type SchedulerOptions } from "./plugin.js";
+export { type ParsedCron, SchedulerError, type SchedulerErrorCode, SchedulerPlugin, type SchedulerOptions } from "./plugin.js";
 export { CronScheduler, startScheduler } from "./scheduler.js";

@@ -1,12 +1,11 @@
 // Fires the crons of the SchedulerPlugin on their schedule: each tick
 // dispatches a scheduled event (routed to the parent, as Miniflare 2 did)
 // and logs "SCHD <cron> (…ms)". The schedule follows reloads.
-import type { Cron } from "cron-schedule";
 import type { MiniflareCore } from "../../core/core.js";
 import { defaultClock, defaultTimers } from "../../shared/data.js";
 import type { CorePluginSignatures } from "../../core/plugin-set.js";
 import { logResponse } from "../../standards/index.js";
-import type { SchedulerPlugin } from "./plugin.js";
+import type { ParsedCron, SchedulerPlugin } from "./plugin.js";
 
 // Node's timers take at most 2^31 - 1 ms: longer waits are made of several
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -53,7 +52,7 @@ export class CronScheduler {
   }
 
   /** Waits for the cron's next time after now, fires, and waits again */
-  #arm(spec: string, cron: Cron, due?: number): void {
+  #arm(spec: string, cron: ParsedCron, due?: number): void {
     const { clock, timers } = this.#timers();
     const now = clock();
     const at = due ?? cron.getNextDate(new Date(now)).getTime();
