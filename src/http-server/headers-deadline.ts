@@ -6,6 +6,10 @@ import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
 
+function bytesRead(socket: Duplex): number | undefined {
+  return (socket as Duplex & { bytesRead?: number }).bytesRead;
+}
+
 const TIMEOUT_RESPONSE = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /**
@@ -23,8 +27,14 @@ export function enforceHeadersDeadline(server: http.Server | https.Server, timeo
     const headers = timeout();
     if (!(headers > 0) || socket.destroyed) return;
     const ms = after + headers;
+    const readBefore = bytesRead(socket);
     const timer = setTimeout(() => {
-      if (!socket.destroyed) socket.end(TIMEOUT_RESPONSE, () => socket.destroy());
+      if (socket.destroyed) return;
+      // A connection that sent nothing (a browser's spare one, say) is
+      // closed without a word, as Node closes idle ones: an unasked-for 408
+      // could be taken for the answer to a request just being sent
+      if (bytesRead(socket) === readBefore) socket.destroy();
+      else socket.end(TIMEOUT_RESPONSE, () => socket.destroy());
     }, ms);
     // (a connection alone never keeps the process alive)
     timer.unref();

@@ -105,6 +105,26 @@ test("HTTP server: clients dribbling headers are closed once the headers timeout
   assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "served");
 });
 
+test("HTTP server: a connection that sends nothing is closed at the headers timeout without a 408", async (t) => {
+  const mf = useMiniflare(t, {
+    modules: true,
+    script: 'export default { fetch() { return new Response("served"); } }',
+    headersTimeout: 300,
+  });
+  const port = await listen(t, (await mf.createServer()) as http.Server);
+  const socket = await connect(port);
+  t.after(() => socket.destroy());
+  let received = "";
+  socket.on("data", (data) => (received += data));
+  socket.on("error", () => {});
+  const start = Date.now();
+  await new Promise((resolve) => socket.once("close", resolve));
+  assert.ok(Date.now() - start >= 250, `closed after ${Date.now() - start} ms`);
+  // Closed without a word: a 408 could be taken for the answer to a request
+  // the client was just sending on its spare connection
+  assert.equal(received, "");
+});
+
 test("HTTP server: the headers timeout is 20 s by default, and follows reloads", async (t) => {
   const mf = useMiniflare(t, { script: "addEventListener('fetch', (e) => e.respondWith(new Response('')))" });
   const server = (await mf.createServer()) as http.Server;
