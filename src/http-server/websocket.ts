@@ -28,7 +28,7 @@ import {
   coupleWebSocket,
 } from "../standards/websocket.js";
 import { safeLog, writeResponse } from "./listener.js";
-import type { HTTPPlugin, HTTPPluginSignatures } from "./plugin.js";
+import type { HTTPPluginSignatures } from "./plugin.js";
 import { convertNodeRequest, isLoopback } from "./request.js";
 
 export { coupleWebSocket };

@@ -106,3 +106,19 @@ test("CLI: --cron is taken (and logged with --debug); a bad one stops the start 
   assert.equal(await exitsWithin(bad, 20_000), 1);
   assert.match(bad.output(), /SchedulerError \[ERR_INVALID_CRON\]: Unable to parse CRON "61 \* \* \* \*"/);
 });
+
+test("startScheduler: a cron due further away than a Node timer can wait still fires once, on time", async (t) => {
+  const clock = new TestClock();
+  clock.now = Date.UTC(2030, 0, 2);
+  const fired: [string, number][] = [];
+  // (Durable Object alarms off: their 30-second scan would tick a million
+  // times over the year this test moves the clock through)
+  const mf = useMiniflare(t, { ...scheduledWorker(fired), crons: ["0 0 1 1 *"], durableObjectsAlarms: false }, clock);
+  const scheduler = await mf.startScheduler();
+  t.after(() => scheduler.dispose());
+  // Next due on 1 January 2031: about 364 days, over Node's 24.8-day timer limit
+  await clock.advance(Date.UTC(2031, 0, 1) - clock.now - 1);
+  assert.equal(fired.length, 0);
+  await clock.advance(1);
+  assert.deepEqual(fired.map(([cron]) => cron), ["0 0 1 1 *"]);
+});
