@@ -10,6 +10,10 @@ export { BuildPlugin, BuildError } from "./plugins/build/plugin.js";
 export { KVNamespace, KVPlugin } from "./plugins/kv/index.js";
 export { CronScheduler, SchedulerError, SchedulerPlugin, startScheduler } from "./plugins/scheduler/index.js";
 export { WebSocketPlugin } from "./plugins/web-sockets/index.js";
+// Each of these index files chooses what its plugin exports
+export * from "./plugins/cache/index.js";
+export * from "./plugins/html-rewriter/index.js";
+export * from "./plugins/sites/index.js";
 export {
   AlarmStore,
   DurableObjectError,

@@ -1,10 +1,13 @@
 import { BindingsPlugin } from "./plugins/bindings/plugin.js";
 import { BuildPlugin } from "./plugins/build/plugin.js";
+import { CachePlugin } from "./plugins/cache/plugin.js";
 import { CorePlugin } from "./plugins/core/plugin.js";
 import { HTTPPlugin } from "./http-server/plugin.js";
+import { HTMLRewriterPlugin } from "./plugins/html-rewriter/plugin.js";
 import { KVPlugin } from "./plugins/kv/plugin.js";
 import { DurableObjectsPlugin } from "./plugins/durable-objects/plugin.js";
 import { SchedulerPlugin } from "./plugins/scheduler/plugin.js";
+import { SitesPlugin } from "./plugins/sites/plugin.js";
 import { WebSocketPlugin } from "./plugins/web-sockets/plugin.js";
 
 // Order matters: plugins' globals and bindings are merged in this order, so
@@ -18,7 +21,10 @@ export const PLUGINS = {
   BuildPlugin,
   KVPlugin,
   DurableObjectsPlugin,
+  CachePlugin,
+  SitesPlugin,
   SchedulerPlugin,
+  HTMLRewriterPlugin,
   WebSocketPlugin,
   BindingsPlugin,
 };
