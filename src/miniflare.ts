@@ -6,6 +6,7 @@ import { MiniflareCore, type MiniflareCoreContext } from "./core/core.js";
 import { NoOpLog, type Log } from "./shared/log.js";
 import type { Options } from "./shared/plugin.js";
 import { VMScriptRunner } from "./runtime/index.js";
+import type { CacheStorage } from "./plugins/cache/index.js";
 import type { KVNamespace } from "./plugins/kv/index.js";
 import type { CronScheduler } from "./plugins/scheduler/scheduler.js";
 import type {
@@ -96,6 +97,11 @@ export class Miniflare extends MiniflareCore<Plugins> {
   async getKVNamespace(namespace: string): Promise<KVNamespace> {
     const plugin = (await this.getPlugins()).KVPlugin;
     return plugin.getNamespace(this.getPluginStorage("KVPlugin"), namespace);
+  }
+
+  /** The caches the worker sees (`caches`), usable outside a request */
+  async getCaches(): Promise<CacheStorage> {
+    return (await this.getPlugins()).CachePlugin.getCaches();
   }
 
   /**
