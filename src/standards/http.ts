@@ -275,6 +275,13 @@ export class Body<Inner extends BaseBody = BaseBody> {
   }
 
   async arrayBuffer(): Promise<ArrayBuffer> {
+    const source = this.#takeTextSource();
+    if (source !== undefined) {
+      // (TextEncoder's result has a buffer of exactly its length)
+      const bytes = new TextEncoder().encode(source).buffer;
+      if (this[kInputGated]) await waitForOpenInputGate();
+      return bytes;
+    }
     const body = await bodySource(this).arrayBuffer();
     if (this[kInputGated]) await waitForOpenInputGate();
     return body;

@@ -48,15 +48,32 @@ export interface InternalCacheOptions {
  */
 export const SITES_NO_CACHE_PREFIX = "$__MINIFLARE_SITES__$/";
 
-type AnyRequest = Request | globalThis.Request;
-
-function toRequest(req: RequestInfo): AnyRequest {
-  return req instanceof Request || req instanceof globalThis.Request ? req : new Request(req);
+/** What an operation reads of its request */
+interface CacheRequest {
+  url: string;
+  method: string;
+  headers: Headers;
+  cf?: { cacheKey?: unknown };
 }
 
-function cacheKey(req: AnyRequest): string {
-  const cf = req instanceof Request ? req.cf : undefined;
-  if (cf?.cacheKey) return String(cf.cacheKey);
+const NO_HEADERS = new Headers();
+
+/**
+ * The request of an operation. A URL or a string naming one is read as a GET
+ * without headers, without building a Request (most calls pass a URL string);
+ * anything else goes through `new Request()`, which throws its usual errors.
+ */
+function toRequest(req: RequestInfo): CacheRequest {
+  if (req instanceof Request) return req;
+  if (req instanceof globalThis.Request) return req;
+  if (req instanceof URL) return { url: req.href, method: "GET", headers: NO_HEADERS };
+  if (typeof req === "string" && URL.canParse(req)) return { url: new URL(req).href, method: "GET", headers: NO_HEADERS };
+  return new Request(req);
+}
+
+function cacheKey(req: CacheRequest): string {
+  const cacheKey = req.cf?.cacheKey;
+  if (cacheKey) return String(cacheKey);
   try {
     return new URL(req.url).toString();
   } catch {
@@ -88,7 +105,7 @@ function policyClass(clock: Clock): typeof CachePolicy {
  * storing unless Cache-Control has `private=set-cookie`; 429 and 503 count as
  * 200.
  */
-function expirationTtl(Policy: typeof CachePolicy, req: AnyRequest, res: Response | globalThis.Response): number | undefined {
+function expirationTtl(Policy: typeof CachePolicy, req: CacheRequest, res: Response | globalThis.Response): number | undefined {
   const reqHeaders = headersObject(req.headers);
   delete reqHeaders["cache-control"];
   const resHeaders = headersObject(res.headers);
@@ -151,7 +168,7 @@ function notModified(reqHeaders: Headers, resHeaders: Headers): boolean {
   return false;
 }
 
-function matchResponse(req: AnyRequest, status: number, headers: Headers, body: Uint8Array<ArrayBuffer>): Response {
+function matchResponse(req: CacheRequest, status: number, headers: Headers, body: Uint8Array<ArrayBuffer>): Response {
   if (notModified(req.headers, headers)) return new Response(null, { status: 304, headers });
   const range = req.headers.get("Range");
   if (range !== null) return getRangeResponse(range, status, headers, body);

@@ -1,0 +1,72 @@
+// Scenario: the Cache API through a worker, on one warm instance.
+// Child: `requests` sequential dispatchFetch() requests, each putting a 1 KiB
+// response into caches.default (Cache-Control: max-age=3600) and matching it
+// back, in memory.
+import {
+  isMain, childArgs, loadMiniflare, finish, runChild, percentile,
+} from "../lib/child.mjs";
+
+export const meta = {
+  name: "cache",
+  order: 35,
+  description:
+    "Cache API through a modules worker: `requests` sequential requests each doing " +
+    "caches.default.put() of a 1 KiB response then match() (memory)",
+  runs: 7,
+  warmupRuns: 1,
+  timeoutMs: 180_000,
+  params: { requests: 2000, warmup: 1000 },
+  metrics: [
+    {
+      key: "rps", label: "put+match of 1 KiB", unit: "req/s",
+      better: "higher", target: { op: ">=", ratio: 2 },
+    },
+    { key: "p99_us", label: "put+match latency p99", unit: "µs", better: "lower" },
+  ],
+};
+
+const VALUE = "x".repeat(1024);
+
+const SCRIPT = `
+const VALUE = ${JSON.stringify(VALUE)};
+export default {
+  async fetch(request) {
+    const key = "http://cache.local" + new URL(request.url).pathname;
+    const cache = caches.default;
+    await cache.put(key, new Response(VALUE, { headers: { "Cache-Control": "max-age=3600" } }));
+    const cached = await cache.match(key);
+    return new Response(cached.body);
+  }
+}`;
+
+async function putMatch(mf, n, prefix) {
+  const lat = new Float64Array(n);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const body = await (await mf.dispatchFetch(`http://localhost/${prefix}${i}`)).text();
+    lat[i] = performance.now() - s;
+    if (body !== VALUE) throw new Error(`unexpected body: ${JSON.stringify(body.slice(0, 50))}`);
+  }
+  return { totalMs: performance.now() - start, lat };
+}
+
+async function main() {
+  const { modulePath, params } = childArgs(meta.params);
+  const { Miniflare } = await loadMiniflare(modulePath);
+  const mf = new Miniflare({ modules: true, script: SCRIPT });
+  await putMatch(mf, params.warmup, "warm");
+  const { totalMs, lat } = await putMatch(mf, params.requests, "key");
+  await mf.dispose();
+  lat.sort();
+  const n = params.requests;
+  finish({
+    requests: n,
+    total_ms: totalMs,
+    rps: n / (totalMs / 1000),
+    p50_us: percentile(lat, 50) * 1000,
+    p99_us: percentile(lat, 99) * 1000,
+  });
+}
+
+if (isMain(import.meta.url)) await runChild(main);
