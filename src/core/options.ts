@@ -50,10 +50,6 @@ export function splitPluginOptions(plugins: PluginEntries, options: Context): Sp
 
 /** Miniflare 2 options of features this package doesn't have yet */
 const NOT_YET_SUPPORTED = [
-  "crons",
-  "cache",
-  "cachePersist",
-  "cacheWarnUsage",
   "r2Buckets",
   "r2Persist",
   "d1Databases",
@@ -67,13 +63,10 @@ const NOT_YET_SUPPORTED = [
 
 /** wrangler.toml sections of those features: name, the option it feeds, whether it's set */
 const NOT_YET_SUPPORTED_WRANGLER: [section: string, option: string, present: (config: WranglerConfig) => unknown][] = [
-  ["[triggers] crons", "crons", (config) => config.triggers?.crons?.length],
   ["r2_buckets", "r2Buckets", (config) => config.r2_buckets?.length],
   ["d1_databases", "d1Databases", (config) => config.d1_databases?.length],
   ["queues", "queueBindings", (config) => config.queues?.producers?.length || config.queues?.consumers?.length],
   ["[site]", "sitePath", (config) => config.site?.bucket],
-  ["[miniflare] cache", "cache", (config) => config.miniflare?.cache !== undefined],
-  ["[miniflare] cache_persist", "cachePersist", (config) => config.miniflare?.cache_persist !== undefined],
   ["[miniflare] r2_persist", "r2Persist", (config) => config.miniflare?.r2_persist !== undefined],
   ["[miniflare] d1_persist", "d1Persist", (config) => config.miniflare?.d1_persist !== undefined],
 ];

@@ -665,13 +665,13 @@ test("Miniflare: options of Miniflare 2 features not built yet are ignored with 
   const mf = useMiniflare(t, {
     log,
     script: 'addEventListener("fetch", (e) => e.respondWith(new Response("served")))',
-    sitePath: "./public",
+    d1Databases: ["DB"],
     kvNamespaces: ["NS"],
   } as any);
   assert.equal(await (await mf.dispatchFetch("http://localhost/")).text(), "served");
   await mf.setOptions({ r2Buckets: ["BUCKET"] } as any);
   assert.deepEqual(log.logsAtLevel(LogLevel.WARN), [
-    'Option "sitePath" is not supported yet, and is ignored',
+    'Option "d1Databases" is not supported yet, and is ignored',
     'Option "r2Buckets" is not supported yet, and is ignored',
   ]);
 });
@@ -695,13 +695,13 @@ async function warningsServing(t: TestContext, wranglerToml: string): Promise<st
 
 test("Miniflare: wrangler.toml sections of features not built yet are ignored with a warning", async (t) => {
   assert.deepEqual(await warningsServing(t, `
-      [site]
-      bucket = "./public"
+      [[d1_databases]]
+      binding = "DB"
       [[r2_buckets]]
       binding = "BUCKET"
     `), [
     'wrangler.toml section "r2_buckets" is not supported yet, and is ignored',
-    'wrangler.toml section "[site]" is not supported yet, and is ignored',
+    'wrangler.toml section "d1_databases" is not supported yet, and is ignored',
   ]);
 });
 
