@@ -1,7 +1,8 @@
 // One cache of the Cache API (`caches.default` or `caches.open(name)`): a
 // Storage namespace of responses keyed by URL (or `cf.cacheKey`), stored with
 // an expiration worked out as a shared HTTP cache would (http-cache-semantics).
-import CachePolicy from "http-cache-semantics";
+import { createRequire } from "node:module";
+import type CachePolicy from "http-cache-semantics";
 import { assertInRequest, getRequestContext } from "../../shared/context.js";
 import { type Clock, defaultClock, millisToSeconds } from "../../shared/data.js";
 import type { Storage } from "../../shared/storage.js";
@@ -90,9 +91,15 @@ function headersObject(headers: Headers): Record<string, string> {
 
 const PRIVATE_SET_COOKIE = /private=set-cookie/i;
 
-/** A CachePolicy whose "now" is a Clock's (one class per clock) */
+const require = createRequire(import.meta.url);
+
+/**
+ * A CachePolicy whose "now" is a Clock's (one class per clock). The library
+ * loads at the first cache made, not at startup.
+ */
 function policyClass(clock: Clock): typeof CachePolicy {
-  return class ClockedCachePolicy extends CachePolicy {
+  const CachePolicyClass = require("http-cache-semantics") as typeof CachePolicy;
+  return class ClockedCachePolicy extends CachePolicyClass {
     now(): number {
       return clock();
     }
