@@ -56,9 +56,6 @@ const NOT_YET_SUPPORTED = [
   "d1Persist",
   "queueBindings",
   "queueConsumers",
-  "sitePath",
-  "siteInclude",
-  "siteExclude",
 ];
 
 /** wrangler.toml sections of those features: name, the option it feeds, whether it's set */
@@ -66,7 +63,6 @@ const NOT_YET_SUPPORTED_WRANGLER: [section: string, option: string, present: (co
   ["r2_buckets", "r2Buckets", (config) => config.r2_buckets?.length],
   ["d1_databases", "d1Databases", (config) => config.d1_databases?.length],
   ["queues", "queueBindings", (config) => config.queues?.producers?.length || config.queues?.consumers?.length],
-  ["[site]", "sitePath", (config) => config.site?.bucket],
   ["[miniflare] r2_persist", "r2Persist", (config) => config.miniflare?.r2_persist !== undefined],
   ["[miniflare] d1_persist", "d1Persist", (config) => config.miniflare?.d1_persist !== undefined],
 ];

@@ -202,3 +202,10 @@ export function handledDeferred(): Deferred {
   promise.catch(() => {});
   return { promise, resolve, reject };
 }
+
+/**
+ * Workers Sites' manifest keys start with this path segment. The Cache API
+ * never stores responses for URLs whose path starts with "/" and it, so
+ * edits to a site are served at once (kv-asset-handler caches what it reads).
+ */
+export const SITES_NO_CACHE_PREFIX = "$__MINIFLARE_SITES__$/";

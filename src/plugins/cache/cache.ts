@@ -4,7 +4,7 @@
 import { createRequire } from "node:module";
 import type CachePolicy from "http-cache-semantics";
 import { assertInRequest, getRequestContext } from "../../shared/context.js";
-import { type Clock, defaultClock, millisToSeconds } from "../../shared/data.js";
+import { type Clock, defaultClock, millisToSeconds, SITES_NO_CACHE_PREFIX } from "../../shared/data.js";
 import type { Storage } from "../../shared/storage.js";
 import { waitForOpenInputGate, waitForOpenOutputGate } from "../../shared/sync/gate.js";
 import {
@@ -42,12 +42,6 @@ export interface InternalCacheOptions {
   /** Operations throw outside a request handler (`globalAsyncIO` off) */
   blockGlobalAsyncIO?: boolean;
 }
-
-/**
- * Workers Sites' keys start with this path segment; the cache never stores
- * responses for it, so edits to a site are served at once
- */
-export const SITES_NO_CACHE_PREFIX = "$__MINIFLARE_SITES__$/";
 
 /** What an operation reads of its request */
 interface CacheRequest {
