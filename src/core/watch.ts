@@ -22,6 +22,14 @@ function signature(filePath: string): string {
   }
 }
 
+function isDirectory(filePath: string): boolean {
+  try {
+    return fs.statSync(filePath).isDirectory();
+  } catch {
+    return false; // Doesn't exist (yet): polled for
+  }
+}
+
 interface DirectoryWatch {
   watcher?: fs.FSWatcher;
   /** Watched file names in the directory */
@@ -46,6 +54,8 @@ export class Watcher {
   /** Each watched file's signature when last reported (or first watched) */
   readonly #seen = new Map<string, string>();
   readonly #directories = new Map<string, DirectoryWatch>();
+  /** Watched paths watched as folders (the others are polled as files) */
+  readonly #asFolders = new Set<string>();
   readonly #pollInterval: number;
 
   constructor(callback: WatcherCallback, options: WatcherOptions = {}) {
@@ -65,9 +75,24 @@ export class Watcher {
           if (now === this.#seen.get(watched)) return;
           this.#seen.set(watched, now);
         }
+        this.#rewatchIfKindChanged(watched);
         this.#callback(watched);
       }, DEBOUNCE)
     );
+  }
+
+  /**
+   * A path watched before it existed that is now a folder (or a watched
+   * folder that was removed) is watched again as what it is now, so files
+   * in a folder created later are noticed, and a folder removed and made
+   * again is still watched
+   */
+  #rewatchIfKindChanged(watched: string): void {
+    if (!this.#watched.has(watched)) return;
+    if (isDirectory(watched) === this.#asFolders.has(watched)) return;
+    this.#watched.get(watched)?.();
+    this.#watched.delete(watched);
+    this.watch([watched]);
   }
 
   #watchDirectoryOf(filePath: string): void {
@@ -109,16 +134,15 @@ export class Watcher {
   watch(paths: Iterable<string>): void {
     for (const watched of paths) {
       if (this.#watched.has(watched)) continue;
-      let isDirectory = false;
-      try {
-        isDirectory = fs.statSync(watched).isDirectory();
-      } catch {
-        // Doesn't exist (yet): poll for it
-      }
-      if (isDirectory) {
+      if (isDirectory(watched)) {
         const watcher = fs.watch(watched, { recursive: true }, () => this.#changed(watched));
-        watcher.on("error", () => {}); // e.g. the directory was removed
-        this.#watched.set(watched, () => watcher.close());
+        // e.g. the directory was removed: watched again as a path to poll
+        watcher.on("error", () => this.#changed(watched));
+        this.#asFolders.add(watched);
+        this.#watched.set(watched, () => {
+          watcher.close();
+          this.#asFolders.delete(watched);
+        });
       } else {
         this.#seen.set(watched, signature(watched));
         this.#watchDirectoryOf(watched);

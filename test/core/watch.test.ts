@@ -109,3 +109,35 @@ test("watch: off by default, and dispose stops watching", async (t) => {
   assert.equal(reloads, 0);
   assert.equal(await text(mf), "one");
 });
+
+test("Watcher: a path made a folder after watching began is watched as one, and again when removed and made again", async (t) => {
+  const tmp = await useTmp(t);
+  const site = path.join(tmp, "site");
+  const changes: string[] = [];
+  let notify = deferred();
+  const watcher = new Watcher(
+    (changed) => {
+      changes.push(changed);
+      notify.resolve();
+    },
+    { pollInterval: 20 }
+  );
+  t.after(() => watcher.dispose());
+  watcher.watch([site]);
+  /** Runs `change`, then waits for the watcher to report `site` */
+  const noticed = async (what: string, change: () => Promise<void>) => {
+    notify = deferred();
+    const before = changes.length;
+    await change();
+    await within(notify.promise, what, 20_000);
+    assert.equal(changes[before], site);
+  };
+
+  await noticed("the folder made", () => writeFiles(tmp, { "site/css/style.css": "one" }));
+  // An edit in a subfolder changes nothing of the folder itself: seen only by
+  // watching the folder as a folder
+  await noticed("an edit in a subfolder", () => rewrite(path.join(site, "css", "style.css"), "two"));
+  await noticed("the folder removed", () => fs.rm(site, { recursive: true }));
+  await noticed("the folder made again", () => writeFiles(tmp, { "site/css/style.css": "three" }));
+  await noticed("an edit in a subfolder again", () => rewrite(path.join(site, "css", "style.css"), "four"));
+});
