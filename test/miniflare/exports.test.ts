@@ -10,7 +10,10 @@ const EXPORTS = [
   "BindingsPlugin",
   "BuildError",
   "BuildPlugin",
+  "Cache",
+  "CacheError",
   "CachePlugin",
+  "CacheStorage",
   "CloseEvent",
   "Compatibility",
   "CorePlugin",
@@ -31,7 +34,9 @@ const EXPORTS = [
   "Fetcher",
   "FileStorage",
   "FileStorageError",
+  "FilteredKVNamespace",
   "FixedLengthStream",
+  "HTMLRewriter",
   "HTMLRewriterPlugin",
   "IdentityTransformStream",
   "InputGate",
@@ -47,6 +52,7 @@ const EXPORTS = [
   "MiniflareError",
   "Mutex",
   "Navigator",
+  "NoOpCache",
   "NoOpLog",
   "Option",
   "OptionType",
@@ -84,6 +90,7 @@ const EXPORTS = [
   "startREPL",
   "startScheduler",
   "updateCheck",
+  "withEnableEsiTags",
 ];
 
 test("Miniflare: exports: the package entry's named exports", async () => {

@@ -1,1 +1,2 @@
-export * from "./plugin.js";
+export { HTMLRewriterPlugin } from "./plugin.js";
+export { type DocumentHandlers, type ElementHandlers, HTMLRewriter, withEnableEsiTags } from "./rewriter.js";
