@@ -37,7 +37,9 @@ export async function generateCertificate(now: number, days: number, ips: string
 
   // RFC 5280 §4.1.2.2: a positive integer of at most 20 bytes
   const serial = crypto.randomBytes(16);
-  serial[0]! &= 0x7f;
+  // Positive (top bit clear) and a first byte that isn't zero, so the DER
+  // integer keeps all 16 bytes (a leading zero byte would be dropped)
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   cert.serialNumber = serial.toString("hex");
   cert.validity.notBefore = new Date(now - 60_000);
   cert.validity.notAfter = new Date(now + days * DAY);
