@@ -3,7 +3,7 @@
 // response into caches.default (Cache-Control: max-age=3600) and matching it
 // back, in memory.
 import {
-  isMain, childArgs, loadMiniflare, finish, runChild, percentile,
+  isMain, childArgs, loadMiniflare, finish, runChild, measureSequential,
 } from "../lib/child.mjs";
 
 export const meta = {
@@ -39,34 +39,17 @@ export default {
   }
 }`;
 
-async function putMatch(mf, n, prefix) {
-  const lat = new Float64Array(n);
-  const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    const body = await (await mf.dispatchFetch(`http://localhost/${prefix}${i}`)).text();
-    lat[i] = performance.now() - s;
-    if (body !== VALUE) throw new Error(`unexpected body: ${JSON.stringify(body.slice(0, 50))}`);
-  }
-  return { totalMs: performance.now() - start, lat };
-}
-
 async function main() {
   const { modulePath, params } = childArgs(meta.params);
   const { Miniflare } = await loadMiniflare(modulePath);
   const mf = new Miniflare({ modules: true, script: SCRIPT });
-  await putMatch(mf, params.warmup, "warm");
-  const { totalMs, lat } = await putMatch(mf, params.requests, "key");
-  await mf.dispose();
-  lat.sort();
-  const n = params.requests;
-  finish({
-    requests: n,
-    total_ms: totalMs,
-    rps: n / (totalMs / 1000),
-    p50_us: percentile(lat, 50) * 1000,
-    p99_us: percentile(lat, 99) * 1000,
+  const figures = await measureSequential({
+    warmup: params.warmup,
+    requests: params.requests,
+    request: async (i) => (await (await mf.dispatchFetch(`http://localhost/key${i}`)).text()) === VALUE,
   });
+  await mf.dispose();
+  finish(figures);
 }
 
 if (isMain(import.meta.url)) await runChild(main);
