@@ -51,7 +51,9 @@ interface CacheRequest {
   cf?: { cacheKey?: unknown };
 }
 
-const NO_HEADERS = new Headers();
+// (Made at first use: Node loads its fetch implementation at the first
+// Headers made, which importing Miniflare shouldn't pay for)
+let noHeaders: Headers | undefined;
 
 /**
  * The request of an operation. A URL or a string naming one is read as a GET
@@ -61,8 +63,10 @@ const NO_HEADERS = new Headers();
 function toRequest(req: RequestInfo): CacheRequest {
   if (req instanceof Request) return req;
   if (req instanceof globalThis.Request) return req;
-  if (req instanceof URL) return { url: req.href, method: "GET", headers: NO_HEADERS };
-  if (typeof req === "string" && URL.canParse(req)) return { url: new URL(req).href, method: "GET", headers: NO_HEADERS };
+  if (req instanceof URL) return { url: req.href, method: "GET", headers: (noHeaders ??= new Headers()) };
+  if (typeof req === "string" && URL.canParse(req)) {
+    return { url: new URL(req).href, method: "GET", headers: (noHeaders ??= new Headers()) };
+  }
   return new Request(req);
 }
 
