@@ -37,6 +37,9 @@ export type MiniflareOptions = Options<Plugins> & {
  * await mf.dispose();
  */
 export class Miniflare extends MiniflareCore<Plugins> {
+  /** Schedulers startScheduler() made, stopped by dispose() */
+  readonly #schedulers = new Set<CronScheduler>();
+
   /**
    * @param host @internal The time and timers alarms fire by (tests inject a
    * fake pair; users never pass this)
@@ -63,11 +66,21 @@ export class Miniflare extends MiniflareCore<Plugins> {
 
   /**
    * Fires the `crons` option's scheduled events on their schedule, following
-   * reloads, until the returned scheduler's dispose()
+   * reloads, until the returned scheduler's dispose() or this instance's
    */
   async startScheduler(): Promise<CronScheduler> {
     const { startScheduler } = await import("./plugins/scheduler/scheduler.js");
-    return startScheduler(this);
+    const scheduler = await startScheduler(this);
+    this.#schedulers.add(scheduler);
+    return scheduler;
+  }
+
+  /** Stops the schedulers started here, then disposes the workers (MiniflareCore#dispose) */
+  override async dispose(): Promise<void> {
+    const schedulers = [...this.#schedulers];
+    this.#schedulers.clear();
+    await Promise.all(schedulers.map((scheduler) => scheduler.dispose()));
+    await super.dispose();
   }
 
   /** Starts an HTTP(S) server on the `host` and `port` options */

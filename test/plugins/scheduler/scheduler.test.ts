@@ -95,6 +95,23 @@ test("startScheduler: follows reloads that change the crons, and stops at dispos
   assert.equal(fired.length, 1);
 });
 
+test("startScheduler: the instance's dispose() stops its schedulers", async (t) => {
+  const clock = new TestClock();
+  clock.now = Math.ceil(clock.now / MINUTE) * MINUTE;
+  const fired: [string, number][] = [];
+  const mf = useMiniflare(t, { ...scheduledWorker(fired), crons: ["* * * * *"], durableObjectsAlarms: false }, clock);
+  await mf.startScheduler();
+  await mf.startScheduler();
+  await clock.advance(MINUTE);
+  assert.equal(fired.length, 2);
+  assert.equal(clock.pending, 2);
+  await mf.dispose();
+  // No timer left to fire into the disposed instance
+  assert.equal(clock.pending, 0);
+  await clock.advance(10 * MINUTE);
+  assert.equal(fired.length, 2);
+});
+
 test("CLI: --cron is taken (and logged with --debug); a bad one stops the start with the SchedulerError", async (t) => {
   const { runBin, waitForOutput, exitsWithin } = await import("../../helpers/process.js");
   const tmp = await useTmp(t);
