@@ -19,6 +19,8 @@ export interface ErrorPageRequest {
 export interface ErrorPageOptions {
   /** Include the live-reload script, so the page reloads with the worker */
   liveReload?: boolean;
+  /** That script, for the worker's current version (LiveReloadServer#script) */
+  liveReloadScript?: string;
 }
 
 export interface ErrorPageResponse {
@@ -172,8 +174,9 @@ export async function errorResponse(
     try {
       let body = await renderErrorPage(error, request);
       if (options.liveReload) {
+        const script = options.liveReloadScript ?? LIVE_RELOAD_SCRIPT;
         const end = body.lastIndexOf("</body>");
-        body = end === -1 ? body + LIVE_RELOAD_SCRIPT : body.slice(0, end) + LIVE_RELOAD_SCRIPT + body.slice(end);
+        body = end === -1 ? body + script : body.slice(0, end) + script + body.slice(end);
       }
       return { status: 500, headers: { "Content-Type": "text/html; charset=UTF-8" }, body };
     } catch {

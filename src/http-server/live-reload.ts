@@ -21,12 +21,23 @@ export const LIVE_RELOAD_PATH = "/cdn-cgi/mf/reload";
 export const LIVE_RELOAD_CLOSE_CODE = 1012;
 const LIVE_RELOAD_CLOSE_REASON = "Service Restart";
 
-// Plain ES5 so it runs in any browser, and wrapped in a function so it adds
-// nothing to the page's globals
-export const LIVE_RELOAD_SCRIPT = `<script>
+/** Digits of the version in the script: a fixed number, so every script has one length */
+const VERSION_DIGITS = 10;
+
+/**
+ * The script for a page served while the worker is at reload `version`. The
+ * page connects with that version: if the worker reloaded since the page was
+ * served (before the socket opened, when no close could reach the page), the
+ * server closes the socket at once and the page reloads.
+ */
+export function liveReloadScript(version: number): string {
+  const padded = String(version % 10 ** VERSION_DIGITS).padStart(VERSION_DIGITS, "0");
+  // Plain ES5 so it runs in any browser, and wrapped in a function so it
+  // adds nothing to the page's globals
+  return `<script>
 (function () {
   // Miniflare live reload: reloads this page whenever the worker reloads
-  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "${LIVE_RELOAD_PATH}";
+  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "${LIVE_RELOAD_PATH}?v=${padded}";
   var delay = 250;
   function connect(reconnecting) {
     var socket = new WebSocket(url);
@@ -44,10 +55,12 @@ export const LIVE_RELOAD_SCRIPT = `<script>
   connect(false);
 })();
 </script>`;
+}
 
-const scriptBytes = new TextEncoder().encode(LIVE_RELOAD_SCRIPT);
-/** Length in bytes of `LIVE_RELOAD_SCRIPT` (UTF-8) */
-export const LIVE_RELOAD_SCRIPT_LENGTH = scriptBytes.byteLength;
+/** The script of a page served before any reload */
+export const LIVE_RELOAD_SCRIPT = liveReloadScript(0);
+/** Length in bytes of every live-reload script (UTF-8) */
+export const LIVE_RELOAD_SCRIPT_LENGTH = Buffer.byteLength(LIVE_RELOAD_SCRIPT);
 
 /**
  * Appends the live-reload script to HTML responses whose body Miniflare
@@ -55,7 +68,7 @@ export const LIVE_RELOAD_SCRIPT_LENGTH = scriptBytes.byteLength;
  * The body is streamed through, never buffered, and Content-Length (when
  * the length is known) grows by the script's length.
  */
-export function injectLiveReload(response: Response): Response {
+export function injectLiveReload(response: Response, script = LIVE_RELOAD_SCRIPT): Response {
   if (response.encodeBody !== "automatic") return response;
   const type = response.headers.get("content-type");
   if (type === null || !type.toLowerCase().includes("text/html")) return response;
@@ -68,8 +81,7 @@ export function injectLiveReload(response: Response): Response {
   const appended = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       flush(controller) {
-        // A copy, as enqueuing may transfer the buffer
-        controller.enqueue(scriptBytes.slice());
+        controller.enqueue(encoder.encode(script));
       },
     })
   );
@@ -91,6 +103,7 @@ const MAX_CLIENT_PAYLOAD = 1024; /* 1KiB */
 const DISPOSE_GRACE = 1000; /* ms */
 
 const noop = () => {};
+const encoder = new TextEncoder();
 
 /**
  * Holds the pages' live-reload WebSockets. The HTTP server passes it the
@@ -104,9 +117,16 @@ export class LiveReloadServer {
     perMessageDeflate: false,
   });
   #disposed = false;
+  /** Reloads so far: pages carry the version they were served at */
+  #version = 0;
 
   constructor() {
     this.#wss.on("error", noop);
+  }
+
+  /** The script for a page served now */
+  get script(): string {
+    return liveReloadScript(this.#version);
   }
 
   /** Number of connected pages */
@@ -123,24 +143,30 @@ export class LiveReloadServer {
       return;
     }
     try {
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+      const version = new URL(req.url ?? "/", "http://localhost").searchParams.get("v");
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, version));
     } catch {
       // e.g. the socket was already handed to a WebSocket server
       socket.destroy();
     }
   }
 
-  #accept(ws: WebSocket): void {
+  #accept(ws: WebSocket, version: string | null): void {
     ws.on("error", noop);
     // Protocol errors (bad frames, oversized messages) make ws close the
     // socket itself; other messages are simply ignored
     ws.on("message", noop);
     // Disposed while the handshake was finishing
-    if (this.#disposed) ws.terminate();
+    if (this.#disposed) return ws.terminate();
+    // A page served before the last reload: it missed the close telling it
+    if (version !== null && Number(version) !== this.#version % 10 ** VERSION_DIGITS) {
+      ws.close(LIVE_RELOAD_CLOSE_CODE, LIVE_RELOAD_CLOSE_REASON);
+    }
   }
 
   /** Makes every connected page reload */
   reload(): void {
+    this.#version++;
     for (const ws of this.#wss.clients) {
       try {
         ws.close(LIVE_RELOAD_CLOSE_CODE, LIVE_RELOAD_CLOSE_REASON);

@@ -64,7 +64,7 @@ export async function createServer(
   let requestBodyLimit = plugin?.requestBodyLimit ?? DEFAULT_REQUEST_BODY_LIMIT;
   const liveReloadServer = new LiveReloadServer();
   const hooks: ListenerHooks = {
-    transformResponse: (response) => (liveReload ? injectLiveReload(response) : response),
+    transformResponse: (response) => (liveReload ? injectLiveReload(response, liveReloadServer.script) : response),
     async renderError(error, req, showStack, headers) {
       if (!showStack) {
         return {
@@ -74,12 +74,16 @@ export async function createServer(
         };
       }
       // The page lists the headers the worker saw, as Miniflare 2's did
-      return errorResponse(error, { method: req.method, url: req.url, headers: headers ?? req.headers }, { liveReload });
+      const request = { method: req.method, url: req.url, headers: headers ?? req.headers };
+      return errorResponse(error, request, { liveReload, liveReloadScript: liveReloadServer.script });
     },
   };
   // The cf object is fetched (or read from its cache) in the background
   void plugin?.setupCf();
   const onReload = async () => {
+    // Open pages reload when their socket closes with 1012; pages served
+    // from now on carry the new version
+    liveReloadServer.reload();
     const current = await httpPlugin(mf);
     liveReload = current?.liveReload ?? false;
     maxConnectionsPerIp = current?.maxConnectionsPerIp;
@@ -87,8 +91,6 @@ export async function createServer(
     // (a headersTimeout given to createServer() stays)
     if (options.headersTimeout === undefined) server.headersTimeout = headersTimeout(current?.headersTimeout);
     void current?.setupCf();
-    // Open pages reload when their socket closes with 1012
-    liveReloadServer.reload();
   };
   mf.addEventListener("reload", onReload);
   const upgraded = new Set<Duplex>();

@@ -219,12 +219,12 @@ async function serveErrors(t: TestContext, error: unknown): Promise<ErrorServer>
     const { status, headers, body } = await errorResponse(
       error,
       { method: req.method, url: `http://${req.headers.host}${req.url}`, headers: req.headers },
-      { liveReload: true }
+      { liveReload: true, liveReloadScript: liveReload.script }
     );
     res.writeHead(status, headers).end(body);
   });
   server.on("upgrade", (req, socket, head) => {
-    if (req.url === LIVE_RELOAD_PATH) liveReload.handleUpgrade(req, socket, head);
+    if (new URL(req.url ?? "/", "http://localhost").pathname === LIVE_RELOAD_PATH) liveReload.handleUpgrade(req, socket, head);
     else socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

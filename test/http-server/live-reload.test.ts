@@ -11,6 +11,7 @@ import {
   LIVE_RELOAD_SCRIPT_LENGTH,
   LiveReloadServer,
   injectLiveReload,
+  liveReloadScript,
 } from "../../src/http-server/live-reload.js";
 import { Response, kWaitUntil } from "../../src/standards/http.js";
 import { launchBrowser, usePage } from "../helpers/browser.js";
@@ -401,10 +402,10 @@ async function servePage(t: TestContext): Promise<PageServer> {
     if (req.url !== "/") return void res.writeHead(404).end();
     loads++;
     const html = `<!DOCTYPE html><html><body><h1 id="load">load ${loads}</h1></body></html>`;
-    void send(injectLiveReload(new Response(html, { headers: { "Content-Type": "text/html" } })), res);
+    void send(injectLiveReload(new Response(html, { headers: { "Content-Type": "text/html" } }), liveReload.script), res);
   });
   server.on("upgrade", (req, socket, head) => {
-    if (req.url === LIVE_RELOAD_PATH) liveReload.handleUpgrade(req, socket, head);
+    if (new URL(req.url ?? "/", "http://localhost").pathname === LIVE_RELOAD_PATH) liveReload.handleUpgrade(req, socket, head);
     else socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -472,4 +473,34 @@ describe("live reload in Chromium", () => {
     // The script adds no visible text
     assert.equal(await page.evaluate(() => document.body.innerText.trim()), "load 1");
   });
+});
+
+test("LiveReloadServer: a page served before the last reload is told to reload as soon as it connects", async (t) => {
+  const { liveReload, wsURL } = await setup(t);
+  const versionOf = (script: string) => /\?v=(\d+)"/.exec(script)![1];
+  const servedBefore = versionOf(liveReload.script);
+  // Every script has the same length, whatever its version
+  liveReload.reload();
+  assert.equal(Buffer.byteLength(liveReload.script), LIVE_RELOAD_SCRIPT_LENGTH);
+  const servedAfter = versionOf(liveReload.script);
+  assert.notEqual(servedAfter, servedBefore);
+
+  // The reload happened before this page's socket opened: no close reached it
+  const stale = new WebSocket(`${wsURL}?v=${servedBefore}`);
+  t.after(() => stale.terminate());
+  assert.deepEqual(await closed(stale), { code: 1012, reason: "Service Restart" });
+
+  // A page of the current version stays connected
+  const current = await connect(t, `${wsURL}?v=${servedAfter}`);
+  current.ping();
+  await once(current, "pong");
+  assert.equal(current.readyState, WebSocket.OPEN);
+});
+
+test("injectLiveReload: appends the script given (a version's)", async () => {
+  const script = liveReloadScript(42);
+  assert.match(script, /\/cdn-cgi\/mf\/reload\?v=0000000042"/);
+  const res = injectLiveReload(new Response("<p>hello</p>", { headers: { "Content-Type": HTML } }), script);
+  assert.equal(await res.text(), "<p>hello</p>" + script);
+  assert.equal(res.headers.get("Content-Length"), String(12 + LIVE_RELOAD_SCRIPT_LENGTH));
 });
