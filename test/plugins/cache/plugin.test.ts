@@ -289,3 +289,39 @@ test("Miniflare: cache: mounts use the parent's cachePersist", async (t) => {
   assert.deepEqual(await call(mf, "http://localhost/a"), [200, "from the mount"]);
   await fs.access(fileNamespaceDirectory(path.join(tmp, "cache"), "default"));
 });
+
+// Reliability check 27: keys that a file layout could fold together stay apart
+test("Miniflare: cache: keys are distinct on every backend", async (t) => {
+  const long = "x".repeat(260);
+  const urls = [
+    "http://x.test/s?q=1",
+    "http://x.test/s_q=1",
+    "http://x.test/a:b",
+    "http://x.test/a/b",
+    `http://x.test/${long}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`,
+    `http://x.test/${long}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab`,
+    "http://x.test/A",
+    "http://x.test/a",
+  ];
+  const tmp = await useTmp(t);
+  const server = await startRedisServer();
+  t.after(() => server.stop());
+  for (const [backend, cachePersist] of [
+    ["memory", undefined],
+    ["files", path.join(tmp, "cache")],
+    ["redis", server.url],
+  ] as const) {
+    const mf = new Miniflare({ modules: true, script: "export default {}", cachePersist });
+    try {
+      const cache = (await mf.getCaches()).default;
+      for (const url of urls) {
+        await cache.put(url, new Response(url, { headers: { "Cache-Control": "max-age=3600" } }));
+      }
+      for (const url of urls) {
+        assert.equal(await (await cache.match(url))?.text(), url, `${backend}: ${url}`);
+      }
+    } finally {
+      await mf.dispose();
+    }
+  }
+});
