@@ -129,23 +129,16 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   process.once("SIGTERM", stop);
   try {
     server = await mf.startServer();
-  } catch (e: any) {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
-    reportFatal(log, e);
-    await mf.dispose();
-    return 1;
-  }
-
-  // Crons (--cron, wrangler [triggers]) fire on their schedule
-  try {
+    // Crons (--cron, wrangler [triggers]) fire on their schedule
     await mf.startScheduler();
   } catch (e: any) {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     reportFatal(log, e);
-    const { closeServer } = await import("../http-server/server.js");
-    await closeServer(server);
+    if (server !== undefined) {
+      const { closeServer } = await import("../http-server/server.js");
+      await closeServer(server);
+    }
     await mf.dispose();
     return 1;
   }

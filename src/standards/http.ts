@@ -45,6 +45,8 @@ export {
 } from "./http-base.js";
 export { logResponse, type LogResponseOptions } from "./http-log.js";
 
+const utf8Encoder = new TextEncoder();
+
 type BaseRequest = globalThis.Request;
 type BaseResponse = globalThis.Response;
 type BaseBody = BaseRequest | BaseResponse;
@@ -278,7 +280,7 @@ export class Body<Inner extends BaseBody = BaseBody> {
     const source = this.#takeTextSource();
     if (source !== undefined) {
       // (TextEncoder's result has a buffer of exactly its length)
-      const bytes = new TextEncoder().encode(source).buffer;
+      const bytes = utf8Encoder.encode(source).buffer;
       if (this[kInputGated]) await waitForOpenInputGate();
       return bytes;
     }
